@@ -1,0 +1,4 @@
+"""Pure-Python side of loongtlb: geometry, CSR layouts, the reference TLB, the kernel model.
+
+Nothing here imports Amaranth.
+"""

@@ -1,0 +1,252 @@
+"""The JSON Lines trace format of interfaces.md section 3: parsing, checking, writing.
+
+A trace is a list of :class:`Op`. Parsing validates every field against the geometry and
+raises :class:`InputError` naming the file and line; writing goes through a temporary file so
+that a failed run never leaves half a trace behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sw_model.csr import ACCESSES, CSR_NAMES, EXC_NAMES
+from sw_model.errors import InputError
+from sw_model.geometry import Geometry
+
+__all__ = ["Op", "OPS", "EXPECT_KEYS", "parse_trace", "load_trace", "format_op", "write_lines",
+           "result_to_expect", "check_expect"]
+
+#: op -> required fields (besides the optional cpu, expect, and port for translate)
+OPS = {
+    "csrwr": ("csr", "value"),
+    "csrrd": ("csr",),
+    "tlbsrch": (), "tlbrd": (), "tlbwr": (), "tlbfill": (), "tlbclr": (), "tlbflush": (),
+    "invtlb": ("inv_op", "asid", "va"),
+    "translate": ("va", "access"),
+    "ertn": (),
+}
+_INSN = ("illegal", "multi_hit")
+#: op -> the keys its expect may hold (csrrd's expect is a bare number)
+EXPECT_KEYS = {
+    "tlbsrch": _INSN + ("TLBIDX",),
+    "tlbrd": _INSN + ("TLBIDX", "TLBEHI", "TLBELO0", "TLBELO1", "ASID"),
+    "tlbwr": _INSN, "tlbclr": _INSN, "tlbflush": _INSN, "invtlb": _INSN,
+    "tlbfill": _INSN + ("slot",),
+    "translate": ("exc", "pa", "mat", "multi_hit"),
+}
+_BOOL_KEYS = ("illegal", "multi_hit")
+MAX_CPUS = 64
+
+
+@dataclass
+class Op:
+    """One TLB-level operation. ``args`` holds the op's fields (csr, value, inv_op, asid, va,
+    access, port); ``expect`` is None or what the trace expects; ``line`` is its line."""
+
+    kind: str
+    args: dict = field(default_factory=dict)
+    cpu: int = 0
+    expect: object = None
+    line: int = 0
+
+
+def _number(value, where: str, bits: int, what: str) -> int:
+    if isinstance(value, bool):
+        raise InputError(f"{where}: {what}: expected a number, got {json.dumps(value)}")
+    if isinstance(value, str):
+        try:
+            if not value.lower().startswith("0x"):
+                raise ValueError
+            value = int(value, 16)
+        except ValueError:
+            raise InputError(f"{where}: {what}: {json.dumps(value)} is not a number "
+                             f"(use a JSON integer or a \"0x...\" string)") from None
+    if not isinstance(value, int):
+        raise InputError(f"{where}: {what}: expected a number, got {json.dumps(value)}")
+    if value < 0:
+        raise InputError(f"{where}: {what}: {value} is negative")
+    if value >> bits:
+        raise InputError(f"{where}: {what}: 0x{value:x} does not fit in {bits} bits")
+    return value
+
+
+def _parse_expect(kind: str, expect, where: str, geom: Geometry):
+    if kind == "csrrd":
+        return _number(expect, where, geom.grlen, "expect")
+    if kind not in EXPECT_KEYS:
+        raise InputError(f"{where}: expect: {kind} has no results to expect")
+    if not isinstance(expect, dict):
+        raise InputError(f"{where}: expect: expected an object, got {json.dumps(expect)}")
+    out = {}
+    for key, value in expect.items():
+        if key not in EXPECT_KEYS[kind]:
+            raise InputError(f"{where}: expect: unknown key {json.dumps(key)} for {kind}")
+        if key in _BOOL_KEYS:
+            if not isinstance(value, bool):
+                raise InputError(f"{where}: expect.{key}: expected true or false, "
+                                 f"got {json.dumps(value)}")
+        elif key == "exc":
+            if value not in EXC_NAMES:
+                raise InputError(f"{where}: expect.exc: unknown exception {json.dumps(value)} "
+                                 f"(one of {' '.join(EXC_NAMES)})")
+        else:
+            value = _number(value, where, geom.grlen, f"expect.{key}")
+        out[key] = value
+    return out
+
+
+def parse_line(obj, where: str, geom: Geometry, line: int = 0) -> Op:
+    """Validate one decoded trace line."""
+    if not isinstance(obj, dict):
+        raise InputError(f"{where}: expected a JSON object, got {json.dumps(obj)[:40]}")
+    kind = obj.get("op")
+    if kind is None:
+        raise InputError(f"{where}: missing field \"op\"")
+    if kind not in OPS:
+        raise InputError(f"{where}: unknown op {json.dumps(kind)} "
+                         f"(one of {' '.join(OPS)})")
+    allowed = {"op", "cpu", "expect", *OPS[kind]} | ({"port"} if kind == "translate" else set())
+    for key in obj:
+        if key not in allowed:
+            raise InputError(f"{where}: {kind}: unknown field {json.dumps(key)}")
+    for key in OPS[kind]:
+        if key not in obj:
+            raise InputError(f"{where}: {kind}: missing field \"{key}\"")
+    args = {}
+    if "csr" in obj:
+        if obj["csr"] not in CSR_NAMES:
+            raise InputError(f"{where}: {kind}: unknown CSR {json.dumps(obj['csr'])}")
+        args["csr"] = obj["csr"]
+    for key, bits in (("value", geom.grlen), ("va", geom.grlen), ("asid", 10), ("inv_op", 5)):
+        if key in obj:
+            args[key] = _number(obj[key], where, bits, key)
+    if kind == "translate":
+        if obj["access"] not in ACCESSES:
+            raise InputError(f"{where}: translate: access must be load, store or fetch, "
+                             f"got {json.dumps(obj['access'])}")
+        args["access"] = obj["access"]
+        port = _number(obj.get("port", 0), where, 16, "port")
+        if port >= geom.lookup_ports:
+            raise InputError(f"{where}: translate: port {port} does not exist "
+                             f"({geom.lookup_ports} lookup ports)")
+        args["port"] = port
+    cpu = _number(obj.get("cpu", 0), where, 16, "cpu")
+    if cpu >= MAX_CPUS:
+        raise InputError(f"{where}: cpu: {cpu} is more than this tool runs (at most "
+                         f"{MAX_CPUS} CPUs)")
+    expect = None
+    if "expect" in obj:
+        expect = _parse_expect(kind, obj["expect"], where, geom)
+    return Op(kind, args, cpu, expect, line)
+
+
+def parse_trace(text: str, source: str, geom: Geometry) -> list[Op]:
+    ops = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        where = f"{source}:{number}"
+        try:
+            obj = json.loads(stripped)
+        except json.JSONDecodeError as err:
+            raise InputError(f"{where}: bad JSON: {err.msg} at column {err.colno}") from None
+        ops.append(parse_line(obj, where, geom, number))
+    return ops
+
+
+def load_trace(path, geom: Geometry) -> list[Op]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a trace file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: cannot read: {getattr(err, 'strerror', None) or err}") \
+            from None
+    return parse_trace(text, str(path), geom)
+
+
+# ---- results, expects and writing -----------------------------------------------------------
+
+def result_to_expect(kind: str, result: dict):
+    """The ``expect`` a recorded trace carries for a result (None for csrwr and ertn)."""
+    if kind == "csrrd":
+        return result["value"]
+    if kind not in EXPECT_KEYS:
+        return None
+    return {k: v for k, v in result.items() if k in EXPECT_KEYS[kind]}
+
+
+def _hex(value):
+    return f"0x{value:x}" if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def show(value) -> str:
+    """A result value as reports print it: numbers in hex."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"0x{value:x}" if isinstance(value, int) else str(value)
+
+
+def check_expect(op: Op, result: dict) -> str | None:
+    """None when every expected key is met, else a one-line description of the first miss."""
+    if op.expect is None:
+        return None
+    if op.kind == "csrrd":
+        if result["value"] != op.expect:
+            return f"value expected {show(op.expect)}, got {show(result['value'])}"
+        return None
+    for key, want in op.expect.items():
+        got = result.get(key)
+        if got != want:
+            return f"{key} expected {show(want)}, got {show(got)}"
+    return None
+
+
+def format_op(op: Op, with_expect: bool = True) -> str:
+    """One trace line for an op (numbers as hex strings)."""
+    obj = {"op": op.kind}
+    if op.cpu:
+        obj["cpu"] = op.cpu
+    for key, value in op.args.items():
+        if key == "port" and value == 0:
+            continue
+        obj[key] = value if key in ("csr", "access") else _hex(value)
+    if with_expect and op.expect is not None:
+        if isinstance(op.expect, dict):
+            obj["expect"] = {k: _hex(v) for k, v in op.expect.items()}
+        else:
+            obj["expect"] = _hex(op.expect)
+    return json.dumps(obj)
+
+
+def write_lines(path, lines) -> None:
+    """Write a text file whole or not at all (a temporary file renamed into place)."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory")
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    except OSError as err:
+        raise InputError(f"{path}: cannot write: {err.strerror}") from None
+    try:
+        with os.fdopen(fd, "w") as out:
+            for line in lines:
+                out.write(line + "\n")
+        os.replace(tmp, path)
+    except OSError as err:
+        os.unlink(tmp)
+        raise InputError(f"{path}: cannot write: {err.strerror}") from None
+    except BaseException:
+        os.unlink(tmp)
+        raise
