@@ -73,6 +73,7 @@ class ReferenceTLB:
         self.multi_hit = False
         self.lfsr = g.seed
         self.rr = {"stlb": 0, "mtlb": 0}
+        self._mtlb_index = None
 
     def entry_at(self, index: int) -> Entry | None:
         slot = self.geom.slot_of_index(index)
@@ -146,10 +147,37 @@ class ReferenceTLB:
 
     def _matches(self, va: int, asid: int) -> list[tuple[int, Entry, int]]:
         """Every matching slot in Index order: E = 1, G or ASID equal, VPPN above PS + 1.
-        V is not part of the match (D6)."""
+        V is not part of the match (D6). The MTLB is looked up through a tag index (the same
+        rule; a full scan of a 64-entry MTLB per lookup would make the model too slow)."""
         vpn = self._vpn(va)
-        return [(i, e, ps) for i, e, ps in self._candidates(va)
-                if e.e and (e.g or e.asid == asid) and self._same_pair(e, ps, vpn)]
+        g = self.geom
+        hits = []
+        if g.has_stlb:
+            ps = self.stlbps
+            set_ = g.stlb_set_of(va, ps)
+            tag = vpn >> (ps - 12)
+            for way in range(g.stlb_ways):
+                e = self.stlb[way][set_]
+                if e.e and (e.g or e.asid == asid) and e.vppn >> (ps - 12) == tag:
+                    hits.append((way * g.stlb_sets + set_, e, ps))
+        for ps, by_tag in self._mtlb_tags().items():
+            for i in by_tag.get(vpn >> (ps - 12), ()):
+                e = self.mtlb[i]
+                if e.g or e.asid == asid:
+                    hits.append((g.stlb_entries + i, e, ps))
+        if len(hits) > 1:
+            hits.sort(key=lambda hit: hit[0])
+        return hits
+
+    def _mtlb_tags(self) -> dict[int, dict[int, list[int]]]:
+        """PS -> VPPN above PS + 1 -> MTLB entries with E = 1; rebuilt after any change."""
+        if self._mtlb_index is None:
+            index: dict[int, dict[int, list[int]]] = {}
+            for i, e in enumerate(self.mtlb):
+                if e.e:
+                    index.setdefault(e.ps, {}).setdefault(e.vppn >> (e.ps - 12), []).append(i)
+            self._mtlb_index = index
+        return self._mtlb_index
 
     def _note_hits(self, hits: list) -> None:
         if len(hits) > 1:  # D7: the lowest Index wins, the flag is sticky
@@ -286,6 +314,7 @@ class ReferenceTLB:
             self.stlb[slot.way][slot.set] = entry
         else:
             self.mtlb[slot.entry] = entry
+            self._mtlb_index = None
 
     def tlbwr(self) -> dict:
         """Write the slot TLBIDX.Index names. D18: out of range changes nothing. D19: an MTLB
@@ -341,6 +370,7 @@ class ReferenceTLB:
         for entry in entries:
             if not only_this_asid or (not entry.g and entry.asid == self.asid):
                 entry.e = False
+        self._mtlb_index = None
         return self._done()
 
     def tlbclr(self) -> dict:
@@ -369,12 +399,14 @@ class ReferenceTLB:
         wanted = conditions[op]
         if op >= 5:
             vpn = self._vpn(va)
-            targets = [e for _, e, ps in self._candidates(va) if self._same_pair(e, ps, vpn)]
+            targets = [e for _, e, ps in self._candidates(va)
+                       if e.e and self._same_pair(e, ps, vpn)]
         else:
             targets = [e for way in self.stlb for e in way] + self.mtlb
         for entry in targets:
             if wanted(entry):
                 entry.e = False
+        self._mtlb_index = None
         return self._done()
 
     # ---- whole-state views ---------------------------------------------------------------
