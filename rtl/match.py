@@ -1,0 +1,68 @@
+"""The match block shared by the STLB and the MTLB (coreblocks' TLBCAM is the model)."""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from sw_model.geometry import Geometry
+
+from .layouts import tag_layout
+from .util import lowest_one, onehot_index
+
+
+class Match(wiring.Component):
+    """Compares ``n`` entry tags with one key. Combinational: 0 cycles.
+
+    ``hits[i] = e[i] & (tags[i].g | tags[i].asid == key_asid)
+    & ((tags[i].vppn ^ key_vpn) & masks[i]) == 0`` where ``masks[i]`` has a 1 for every VPPN
+    bit at or above the entry's PS + 1. V is not part of the match.
+
+    Members
+    -------
+    e, tags, masks : In
+        Per entry: the E bit, the tag (ASID, G, VPPN), the compare mask.
+    key_vpn, key_asid : In
+        VA[VALEN-1:13] and the ASID to look up.
+    hits : Out(n)
+        Every match.
+    first_onehot, first : Out
+        The lowest-numbered match, one-hot and as an index.
+    hit, multi : Out(1)
+        At least one match; more than one.
+    """
+
+    def __init__(self, geom: Geometry, n: int):
+        self.n = n
+        super().__init__({
+            "e": In(n),
+            "tags": In(data.ArrayLayout(tag_layout(geom), n)),
+            "masks": In(data.ArrayLayout(geom.vppn_bits, n)),
+            "key_vpn": In(geom.vppn_bits),
+            "key_asid": In(geom.asid_bits),
+            "hits": Out(n),
+            "first_onehot": Out(n),
+            "first": Out(max(1, ceil_log2(n))),
+            "hit": Out(1),
+            "multi": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        hits = []
+        for i in range(self.n):
+            tag = self.tags[i]
+            same_asid = tag.g | (tag.asid == self.key_asid)
+            same_pair = ((tag.vppn ^ self.key_vpn) & self.masks[i]) == 0
+            hits.append(self.e[i] & same_asid & same_pair)
+        m.d.comb += [
+            self.hits.eq(Cat(*hits)),
+            self.first_onehot.eq(lowest_one(self.hits)),
+            self.first.eq(onehot_index(self.first_onehot)),
+            self.hit.eq(self.hits.any()),
+            # more than one bit set: clearing the lowest one leaves something
+            self.multi.eq((self.hits & ~self.first_onehot).any()),
+        ]
+        return m

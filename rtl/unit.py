@@ -1,0 +1,612 @@
+"""The TLB unit: STLB and MTLB storage, the TLB CSRs, the instruction unit, translation ports.
+
+Everything follows ``decisions.md`` D1-D21; the reference model in ``sw_model.tlb`` is the
+independent implementation it is checked against.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from sw_model.csr import CSR, CSR_NAMES, sign_extended, write_mask
+from sw_model.geometry import Geometry
+
+from .layouts import (Access, Exc, InsnOp, csr_layout, half_layout, mtlb_entry_layout,
+                      stlb_entry_layout)
+from .match import Match
+from .util import case_of, lowest_one, onehot_index, onehot_mux
+
+__all__ = ["TLBUnit", "LookupSignature", "CYCLES"]
+
+#: worst-case cycles from accepting an instruction to its completion (``insn_done``);
+#: ``sets`` stands for the number of STLB sets
+CYCLES = {
+    "lookup": "1 (a new lookup every cycle on every port)",
+    "TLBWR": "1", "TLBFILL": "1", "TLBSRCH": "2", "TLBRD": "2", "ERTN": "1",
+    "TLBFLUSH": "1", "TLBCLR": "2 (STLB set), 1 (MTLB)",
+    "INVTLB 0/1": "1", "INVTLB 5/6": "2", "INVTLB 2-4": "sets + 1 (1 without an STLB)",
+}
+
+
+class LookupSignature(wiring.Signature):
+    """One translation port, as seen from the TLB unit.
+
+    In: ``valid``, ``va``, ``access`` (load / store / fetch), ``effect`` (1: an exception
+    takes effect, D13; 0: a probe that changes nothing). Out, one cycle after ``valid``:
+    ``resp_valid``, ``exc``, ``pa``, ``mat``.
+    """
+
+    def __init__(self, geom: Geometry):
+        super().__init__({
+            "valid": In(1), "va": In(geom.grlen), "access": In(Access), "effect": In(1),
+            "resp_valid": Out(1), "exc": Out(Exc), "pa": Out(geom.palen), "mat": Out(2),
+        })
+
+
+class TLBUnit(wiring.Component):
+    """A LoongArch TLB for one geometry.
+
+    Storage
+    -------
+    The STLB is one :class:`~amaranth.lib.memory.Memory` per way, ``sets`` rows deep, one
+    entry (tag and both halves, no E) per row. One memory per way makes TLBWR and TLBFILL a
+    single write to one memory with no read-modify-write, and reading a set is reading every
+    way at one address. The E bits live in registers beside the memories, one ``sets``-bit
+    vector per way, so that INVTLB op 0/1 and TLBFLUSH clear them in one cycle and TLBFILL
+    finds a free way without reading memory. Every memory has one read port per translation
+    port and one for the instruction unit, all transparent to its write port. The MTLB is
+    ``entries`` registers with their own PS.
+
+    Ports
+    -----
+    csr_addr, csr_rdata : In(14), Out(GRLEN)
+        Combinational CSR read (interfaces.md section 2; unknown numbers read 0).
+    csr_we, csr_wdata : In(1), In(GRLEN)
+        CSR write, taking effect at the clock edge (D17, D19).
+    insn_valid, insn_ready, insn_op, insn_inv_op, insn_asid, insn_va : handshake and operands
+        An instruction is accepted in a cycle with ``insn_valid & insn_ready``; operands
+        must hold until ``insn_done``.
+    insn_done, insn_illegal, insn_slot : Out
+        ``insn_done`` is high in the instruction's last cycle, with ``insn_illegal`` (D15,
+        D19) and, for TLBFILL, ``insn_slot`` (the Index written). Its CSR and TLB updates
+        take effect at the clock edge that ends that cycle.
+    multi_hit : Out(1)
+        The sticky flag of D7.
+    lookup : Out(LookupSignature).array(lookup_ports)
+        Translation ports. A lookup uses CRMD.PLV, ASID.ASID, MISC.DWPL and STLBPS; when
+        two ports take effect in one cycle, the lowest-numbered port's CSR writes win.
+
+    Cycles (``insn_valid`` to the edge after ``insn_done``): see :data:`CYCLES`.
+    Lookups, CSR writes and instructions are meant not to overlap in time; when they do,
+    an instruction's CSR writes win over a lookup's, and a lookup's over the CSR port's.
+    """
+
+    def __init__(self, geom: Geometry):
+        self.geom = geom
+        super().__init__({
+            "csr_addr": In(14), "csr_rdata": Out(geom.grlen),
+            "csr_we": In(1), "csr_wdata": In(geom.grlen),
+            "insn_valid": In(1), "insn_ready": Out(1), "insn_op": In(InsnOp),
+            "insn_inv_op": In(5), "insn_asid": In(10), "insn_va": In(geom.grlen),
+            "insn_done": Out(1), "insn_illegal": Out(1),
+            "insn_slot": Out(geom.index_bits),
+            "multi_hit": Out(1),
+            "lookup": Out(LookupSignature(geom)).array(geom.lookup_ports),
+        })
+
+    # ---- small builders ------------------------------------------------------------------
+    def _masks_for_ps(self, m, ps, name):
+        """VPPN compare mask for a page size: 1 for VPPN bits at and above PS + 1."""
+        g = self.geom
+        full = (1 << g.vppn_bits) - 1
+        return case_of(m, ps, {p: full & ~((1 << (p - 12)) - 1) for p in g.page_shifts},
+                       g.vppn_bits, name, default=full)
+
+    def _page_mask(self, m, ps, name):
+        """PA bits below PS (taken from the VA)."""
+        g = self.geom
+        return case_of(m, ps, {p: ((1 << p) - 1) & ((1 << g.palen) - 1) for p in g.page_shifts},
+                       g.palen, name)
+
+    def _set_of(self, m, vpn, name):
+        """STLB set of a VA given as VA[VALEN-1:13] (D1): VA[STLBPS+set_bits:STLBPS+1]."""
+        g = self.geom
+        table = {p: vpn[p - 12:p - 12 + g.set_bits] for p in g.page_shifts}
+        return case_of(m, self.stlbps, table, max(1, g.set_bits), name)
+
+    def _half_bit(self, m, va, ps, name):
+        """VA[PS]: 0 selects the even half, 1 the odd half."""
+        return case_of(m, ps, {p: va[p] for p in self.geom.page_shifts}, 1, name)
+
+    def _half_from_elo(self, elo):
+        """A TLBELO image (CSR view) as an entry half."""
+        half = Signal(half_layout(self.geom))
+        fields = dict(v=elo.V, d=elo.D, plv=elo.PLV, mat=elo.MAT, ppn=elo.PPN)
+        if not self.geom.is_la32:
+            fields.update(nr=elo.NR, nx=elo.NX, rplv=elo.RPLV)
+        return half, [getattr(half, k).eq(v) for k, v in fields.items()]
+
+    def _elo_from_half(self, elo, half, g):
+        """Statements writing an entry half (and the entry's G) into a TLBELO CSR view."""
+        stmts = [elo.as_value().eq(0), elo.V.eq(half.v), elo.D.eq(half.d), elo.PLV.eq(half.plv),
+                 elo.MAT.eq(half.mat), elo.G.eq(g), elo.PPN.eq(half.ppn)]
+        if not self.geom.is_la32:
+            stmts += [elo.NR.eq(half.nr), elo.NX.eq(half.nx), elo.RPLV.eq(half.rplv)]
+        return stmts
+
+    # ---- the design ----------------------------------------------------------------------
+    def elaborate(self, platform):
+        g = self.geom
+        m = Module()
+        W, S, M = g.stlb_ways, g.stlb_sets, g.mtlb_entries
+        has_stlb = g.has_stlb
+
+        # ---- CSRs: one register per CSR, fields at their architectural positions ----------
+        csr = {name: Signal(csr_layout(g, name), name=f"csr_{name.lower()}")
+               for name in CSR_NAMES if name != "PRCFG3"}
+        self.csr = csr
+        stlbps_init = g.stlb_page_shift
+        csr["STLBPS"] = Signal(csr_layout(g, "STLBPS"), name="csr_stlbps",
+                               init={"PS": stlbps_init})
+        self.stlbps = stlbps = csr["STLBPS"].PS
+        istlbr = csr["TLBRERA"].IsTLBR
+        cur_asid = csr["ASID"].ASID
+        sext = ((1 << g.grlen) - 1) ^ ((1 << g.valen) - 1)
+
+        def read_value(name):
+            if name == "PRCFG3":
+                return Const(g.prcfg3, g.grlen)
+            value = csr[name].as_value()
+            if name == "ASID":
+                value = value | (g.asid_bits << 16)
+            if sign_extended(g, name):
+                value = value | Mux(value[g.valen - 1], sext, 0)
+            return value
+
+        self.csr_values = {name: read_value(name) for name in CSR_NAMES}
+        with m.Switch(self.csr_addr):
+            for name in CSR_NAMES:
+                with m.Case(CSR[name]):
+                    m.d.comb += self.csr_rdata.eq(self.csr_values[name])
+
+        with m.If(self.csr_we):
+            with m.Switch(self.csr_addr):
+                for name in CSR_NAMES:
+                    mask = write_mask(g, name)
+                    if name == "STLBPS":
+                        with m.Case(CSR[name]):
+                            listed = Cat(self.csr_wdata[:6] == p for p in g.page_shifts).any()
+                            with m.If(listed):
+                                m.d.sync += csr[name].PS.eq(self.csr_wdata[:6])
+                    elif mask:
+                        with m.Case(CSR[name]):
+                            reg = csr[name].as_value()
+                            m.d.sync += reg.eq((reg & ~mask) | (self.csr_wdata & mask))
+
+        multi_hit = Signal()
+        m.d.comb += self.multi_hit.eq(multi_hit)
+
+        # ---- storage ---------------------------------------------------------------------
+        stlb_layout = stlb_entry_layout(g)
+        mtlb_layout = mtlb_entry_layout(g)
+        e_way = [Signal(S, name=f"stlb_e_way{w}") for w in range(W)]
+        mems, wports = [], []
+        for w in range(W):
+            mem = memory.Memory(shape=stlb_layout, depth=S, init=[])
+            m.submodules[f"stlb_way{w}"] = mem
+            mems.append(mem)
+            wports.append(mem.write_port())
+        mtlb = [Signal(mtlb_layout, name=f"mtlb{i}") for i in range(M)]
+        mtlb_e = Signal(M, name="mtlb_e")
+        mtlb_masks = [self._masks_for_ps(m, mtlb[i].ps, f"mtlb{i}_mask") for i in range(M)]
+        stlb_mask = self._masks_for_ps(m, stlbps, "stlb_mask") if has_stlb else None
+
+        def stlb_match(name, e_bits, rows, key_vpn, key_asid):
+            match = m.submodules[name] = Match(g, W)
+            for w in range(W):
+                m.d.comb += [match.tags[w].eq(rows[w].tag), match.masks[w].eq(stlb_mask)]
+            m.d.comb += [match.e.eq(e_bits), match.key_vpn.eq(key_vpn),
+                         match.key_asid.eq(key_asid)]
+            return match
+
+        def mtlb_match(name, key_vpn, key_asid):
+            match = m.submodules[name] = Match(g, M)
+            for i in range(M):
+                m.d.comb += [match.tags[i].eq(mtlb[i].tag), match.masks[i].eq(mtlb_masks[i])]
+            m.d.comb += [match.e.eq(mtlb_e), match.key_vpn.eq(key_vpn),
+                         match.key_asid.eq(key_asid)]
+            return match
+
+        def e_of_set(set_):
+            return Cat(e_way[w].bit_select(set_, 1) for w in range(W))
+
+        # ---- translation ports -----------------------------------------------------------
+        # Ports are built last to first so that port 0's CSR writes come last and win.
+        for p in reversed(range(g.lookup_ports)):
+            self._lookup_port(m, p, csr, mems, wports, e_way, e_of_set, mtlb, stlb_match,
+                              mtlb_match, multi_hit)
+
+        # ---- instruction unit ------------------------------------------------------------
+        self._instructions(m, csr, mems, wports, e_way, e_of_set, mtlb, mtlb_e, stlb_match,
+                           mtlb_match, multi_hit, istlbr, cur_asid)
+        return m
+
+    def _lookup_port(self, m, p, csr, mems, wports, e_way, e_of_set, mtlb, stlb_match,
+                     mtlb_match, multi_hit):
+        g = self.geom
+        W = g.stlb_ways
+        port = self.lookup[p]
+        va = Signal(g.grlen, name=f"lk{p}_va")
+        access = Signal(Access, name=f"lk{p}_access")
+        effect = Signal(name=f"lk{p}_effect")
+        valid = Signal(name=f"lk{p}_valid")
+        m.d.sync += [va.eq(port.va), access.eq(port.access), effect.eq(port.effect),
+                     valid.eq(port.valid)]
+        vpn = va[13:g.valen]
+        asid = csr["ASID"].ASID
+
+        # cycle 0: read the set the incoming VA selects; cycle 1: match and check
+        if W:
+            set_in = self._set_of(m, port.va[13:g.valen], f"lk{p}_set_in")
+            set_ = Signal.like(set_in, name=f"lk{p}_set")
+            m.d.sync += set_.eq(set_in)
+            rows = []
+            for w in range(W):
+                rp = mems[w].read_port(transparent_for=(wports[w],))
+                m.d.comb += rp.addr.eq(set_in)
+                rows.append(rp.data)
+            s = stlb_match(f"lk{p}_stlb", e_of_set(set_), rows, vpn, asid)
+        mm = mtlb_match(f"lk{p}_mtlb", vpn, asid)
+
+        s_hit = s.hit if W else Const(0)
+        hit = s_hit | mm.hit
+        multi = mm.multi | ((s.multi | (s_hit & mm.hit)) if W else 0)
+        # the hit entry: the STLB wins over the MTLB (lower Index), then the lowest way/entry
+        m_lo0 = onehot_mux(mm.first_onehot, [e.lo0 for e in mtlb])
+        m_lo1 = onehot_mux(mm.first_onehot, [e.lo1 for e in mtlb])
+        m_ps = onehot_mux(mm.first_onehot, [e.ps for e in mtlb])
+        if W:
+            s_lo0 = onehot_mux(s.first_onehot, [r.lo0 for r in rows])
+            s_lo1 = onehot_mux(s.first_onehot, [r.lo1 for r in rows])
+            lo0, lo1 = Mux(s_hit, s_lo0, m_lo0), Mux(s_hit, s_lo1, m_lo1)
+            ps = Mux(s_hit, self.stlbps, m_ps)
+        else:
+            lo0, lo1, ps = m_lo0, m_lo1, m_ps
+        ps_sig = Signal(6, name=f"lk{p}_ps")
+        m.d.comb += ps_sig.eq(ps)
+        half = Signal(half_layout(g), name=f"lk{p}_half")
+        odd = self._half_bit(m, va, ps_sig, f"lk{p}_odd")
+        m.d.comb += half.eq(Mux(odd, lo1, lo0))
+
+        # D11/D12: the checks after a hit
+        plv = csr["CRMD"].PLV
+        nr, nx, rplv = (Const(0), Const(0), Const(0)) if g.is_la32 else (half.nr, half.nx,
+                                                                          half.rplv)
+        priv_ok = Mux(rplv, plv == half.plv, plv <= half.plv)
+        dwpl_off = (plv <= 2) & (csr["MISC"].DWPL >> plv)[0]
+        exc = Signal(Exc, name=f"lk{p}_exc")
+        with m.If(~hit):
+            m.d.comb += exc.eq(Exc.TLBR)
+        with m.Elif(~half.v):
+            with m.Switch(access):
+                with m.Case(Access.LOAD):
+                    m.d.comb += exc.eq(Exc.PIL)
+                with m.Case(Access.STORE):
+                    m.d.comb += exc.eq(Exc.PIS)
+                with m.Default():
+                    m.d.comb += exc.eq(Exc.PIF)
+        with m.Elif(access == Access.FETCH):
+            with m.If(nx):
+                m.d.comb += exc.eq(Exc.PNX)
+            with m.Elif(~priv_ok):
+                m.d.comb += exc.eq(Exc.PPI)
+        with m.Elif(~priv_ok):
+            m.d.comb += exc.eq(Exc.PPI)
+        with m.Elif((access == Access.LOAD) & nr):
+            m.d.comb += exc.eq(Exc.PNR)
+        with m.Elif((access == Access.STORE) & ~half.d & ~dwpl_off):
+            m.d.comb += exc.eq(Exc.PME)
+
+        page_mask = self._page_mask(m, ps_sig, f"lk{p}_page_mask")
+        frame = Cat(Const(0, 12), half.ppn)
+        m.d.comb += [
+            port.resp_valid.eq(valid),
+            port.exc.eq(exc),
+            port.pa.eq((frame & ~page_mask) | (va[:g.palen] & page_mask)),
+            port.mat.eq(half.mat),
+        ]
+
+        # D13: the side effects of an exception that takes effect; D7: the sticky flag
+        with m.If(valid & effect):
+            with m.If(multi):
+                m.d.sync += multi_hit.eq(1)
+            with m.If(exc == Exc.TLBR):
+                m.d.sync += [csr["TLBRBADV"].VA.eq(va), csr["TLBREHI"].VPPN.eq(vpn),
+                             csr["TLBRERA"].IsTLBR.eq(1)]
+            with m.Elif(exc != Exc.NONE):
+                m.d.sync += [csr["BADV"].VA.eq(va), csr["TLBEHI"].VPPN.eq(vpn),
+                             csr["ESTAT"].Ecode.eq(exc.as_value() - 1),
+                             csr["ESTAT"].EsubCode.eq(0)]
+
+    def _instructions(self, m, csr, mems, wports, e_way, e_of_set, mtlb, mtlb_e, stlb_match,
+                      mtlb_match, multi_hit, istlbr, cur_asid):
+        g = self.geom
+        W, S, M = g.stlb_ways, g.stlb_sets, g.mtlb_entries
+        set_bits = g.set_bits
+
+        # operands, latched when an instruction is accepted
+        op = Signal(InsnOp, name="insn_op_r")
+        inv_op = Signal(5, name="insn_inv_op_r")
+        inv_asid = Signal(g.asid_bits, name="insn_asid_r")
+        inv_vpn = Signal(g.vppn_bits, name="insn_vpn_r")
+        accept = self.insn_valid & self.insn_ready
+        with m.If(accept):
+            m.d.sync += [op.eq(self.insn_op), inv_op.eq(self.insn_inv_op),
+                         inv_asid.eq(self.insn_asid[:g.asid_bits]),
+                         inv_vpn.eq(self.insn_va[13:g.valen])]
+
+        # ---- what TLBWR / TLBFILL write (D3, D4, D5) ---------------------------------------
+        src_vppn = Mux(istlbr, csr["TLBREHI"].VPPN, csr["TLBEHI"].VPPN)
+        src_ps = Signal(6, name="src_ps")
+        m.d.comb += src_ps.eq(Mux(istlbr, csr["TLBREHI"].PS, csr["TLBIDX"].PS))
+        elo0 = Mux(istlbr, csr["TLBRELO0"].as_value(), csr["TLBELO0"].as_value())
+        elo1 = Mux(istlbr, csr["TLBRELO1"].as_value(), csr["TLBELO1"].as_value())
+        elo0_v = csr_layout(g, "TLBELO0")(Signal(g.grlen, name="src_elo0"))
+        elo1_v = csr_layout(g, "TLBELO1")(Signal(g.grlen, name="src_elo1"))
+        m.d.comb += [elo0_v.as_value().eq(elo0), elo1_v.as_value().eq(elo1)]
+        src_e = istlbr | ~csr["TLBIDX"].NE
+        half0, stmts0 = self._half_from_elo(elo0_v)
+        half1, stmts1 = self._half_from_elo(elo1_v)
+        m.d.comb += stmts0 + stmts1
+        new_entry = Signal(mtlb_entry_layout(g), name="new_entry")
+        m.d.comb += [new_entry.tag.asid.eq(cur_asid), new_entry.tag.g.eq(elo0_v.G & elo1_v.G),
+                     new_entry.tag.vppn.eq(src_vppn), new_entry.ps.eq(src_ps),
+                     new_entry.lo0.eq(half0), new_entry.lo1.eq(half1)]
+        new_stlb = Signal(stlb_entry_layout(g), name="new_stlb_entry")
+        m.d.comb += [new_stlb.tag.eq(new_entry.tag), new_stlb.lo0.eq(new_entry.lo0),
+                     new_stlb.lo1.eq(new_entry.lo1)]
+        ps_listed = Cat(src_ps == p for p in g.page_shifts).any()
+
+        # ---- TLBIDX.Index decoded (D2, D18) -----------------------------------------------
+        index = csr["TLBIDX"].Index
+        in_stlb = index < g.stlb_entries
+        in_mtlb = ~in_stlb & (index < g.total_entries)
+        idx_set = index[:set_bits] if set_bits else Const(0, 1)
+        idx_way = index >> set_bits
+        idx_m = Signal(range(max(2, M)), name="idx_mtlb")
+        m.d.comb += idx_m.eq(index - g.stlb_entries)
+        idx_m_onehot = Signal(M, name="idx_mtlb_onehot")
+        m.d.comb += idx_m_onehot.eq(Mux(in_mtlb, Const(1, M) << idx_m, 0))
+
+        # ---- TLBFILL placement (D9, D10) --------------------------------------------------
+        lfsr = Signal(16, init=g.seed, name="lfsr")
+        lfsr_next = Mux(lfsr[0], (lfsr >> 1) ^ 0xB400, lfsr >> 1)
+        to_stlb = Signal(name="fill_to_stlb")
+        if W:
+            m.d.comb += to_stlb.eq(src_ps == self.stlbps)
+        fill_set = self._set_of(m, src_vppn, "fill_set") if W else Const(0, 1)
+
+        def place(name, e_bits, n):
+            """Slot in a bank of n: first free, else the policy; returns (slot, full)."""
+            free = lowest_one(~e_bits)
+            full = e_bits.all()
+            slot = Signal(range(max(2, n)), name=f"{name}_victim")
+            rr = Signal(range(max(2, n)), name=f"{name}_rr")
+            if g.policy == "lfsr":
+                policy_choice = (lfsr_next * n)[16:]
+            else:
+                policy_choice = rr
+            m.d.comb += slot.eq(Mux(full, policy_choice, onehot_index(free)))
+            return slot, full, rr
+
+        if W:
+            fill_way, stlb_full, rr_stlb = place("stlb", e_of_set(fill_set), W)
+        fill_m, mtlb_full, rr_mtlb = place("mtlb", mtlb_e, M)
+
+        # ---- the instruction match (TLBSRCH and INVTLB op 5/6) ----------------------------
+        key_vpn = Mux(op == InsnOp.INVTLB, inv_vpn, src_vppn)
+        key_asid = Mux(op == InsnOp.INVTLB, inv_asid, cur_asid)
+        rd_set = Signal(max(1, set_bits), name="insn_rd_set")       # set read in this cycle
+        cur_set = Signal(max(1, set_bits), name="insn_set")         # set whose rows are out
+        m.d.sync += cur_set.eq(rd_set)
+        if W:
+            rows = []
+            for w in range(W):
+                rp = mems[w].read_port(transparent_for=(wports[w],))
+                m.d.comb += rp.addr.eq(rd_set)
+                rows.append(rp.data)
+            s = stlb_match("insn_stlb", e_of_set(cur_set), rows, key_vpn, key_asid)
+        mm = mtlb_match("insn_mtlb", key_vpn, key_asid)
+        key_set_src = self._set_of(m, src_vppn, "srch_set") if W else None
+        key_set_va = self._set_of(m, self.insn_va[13:g.valen], "inv_set") if W else None
+
+        # ---- what an instruction changes, gathered here and applied once below ------------
+        stlb_we = Signal(max(1, W), name="stlb_we")
+        stlb_waddr = Signal(max(1, set_bits), name="stlb_waddr")
+        stlb_clear = [Signal(S, name=f"stlb_clear_way{w}") for w in range(W)]
+        mtlb_we = Signal(M, name="mtlb_we")
+        mtlb_clear = Signal(M, name="mtlb_clear")
+        step_policy_stlb = Signal()
+        step_policy_mtlb = Signal()
+
+        def clear_stlb_set(set_, cond_per_way):
+            one = Const(1, S) << set_
+            for w in range(W):
+                m.d.comb += stlb_clear[w].eq(Mux(cond_per_way[w], one, 0))
+
+        def invtlb_cond(opv, tag, asid):
+            """D15: the G/ASID condition of INVTLB ops 0..4 for one entry tag."""
+            return Mux(opv < 2, 1,
+                       Mux(opv == 2, tag.g, Mux(opv == 3, ~tag.g, ~tag.g & (tag.asid == asid))))
+
+        done = self.insn_done
+        with m.FSM(name="insn_fsm"):
+            with m.State("IDLE"):
+                m.d.comb += self.insn_ready.eq(1)
+                with m.If(self.insn_valid):
+                    with m.Switch(self.insn_op):
+                        with m.Case(InsnOp.TLBWR):
+                            m.d.comb += done.eq(1)
+                            with m.If(in_stlb):
+                                if W:
+                                    m.d.comb += [stlb_we.eq(Const(1, W) << idx_way),
+                                                 stlb_waddr.eq(idx_set)]
+                            with m.Elif(in_mtlb & ps_listed):
+                                m.d.comb += mtlb_we.eq(idx_m_onehot)
+                            with m.Elif(in_mtlb):
+                                m.d.comb += self.insn_illegal.eq(1)
+                        with m.Case(InsnOp.TLBFILL):
+                            m.d.comb += done.eq(1)
+                            with m.If(~ps_listed):
+                                m.d.comb += self.insn_illegal.eq(1)
+                            with m.Elif(to_stlb):
+                                if W:
+                                    m.d.comb += [
+                                        stlb_we.eq(Const(1, W) << fill_way),
+                                        stlb_waddr.eq(fill_set),
+                                        step_policy_stlb.eq(stlb_full),
+                                        self.insn_slot.eq(Cat(fill_set[:set_bits], fill_way)),
+                                    ]
+                            with m.Else():
+                                m.d.comb += [mtlb_we.eq(Const(1, M) << fill_m),
+                                             step_policy_mtlb.eq(mtlb_full),
+                                             self.insn_slot.eq(g.stlb_entries + fill_m)]
+                        with m.Case(InsnOp.ERTN):
+                            m.d.comb += done.eq(1)
+                            m.d.sync += istlbr.eq(0)
+                        with m.Case(InsnOp.TLBFLUSH):
+                            m.d.comb += done.eq(1)
+                            with m.If(in_stlb):
+                                clear_stlb_set(idx_set, [Const(1)] * W)
+                            with m.Elif(in_mtlb):
+                                m.d.comb += mtlb_clear.eq(-1)
+                        with m.Case(InsnOp.TLBCLR):
+                            with m.If(in_stlb):
+                                m.d.comb += rd_set.eq(idx_set)
+                                m.next = "CLR"
+                            with m.Else():
+                                m.d.comb += done.eq(1)
+                                with m.If(in_mtlb):
+                                    m.d.comb += mtlb_clear.eq(Cat(
+                                        ~e.tag.g & (e.tag.asid == cur_asid) for e in mtlb))
+                        with m.Case(InsnOp.TLBSRCH):
+                            if W:
+                                m.d.comb += rd_set.eq(key_set_src)
+                            m.next = "SRCH"
+                        with m.Case(InsnOp.TLBRD):
+                            m.d.comb += rd_set.eq(idx_set)
+                            m.next = "RD"
+                        with m.Case(InsnOp.INVTLB):
+                            with m.If(self.insn_inv_op > 6):
+                                m.d.comb += [done.eq(1), self.insn_illegal.eq(1)]
+                            with m.Elif(self.insn_inv_op >= 5):
+                                if W:
+                                    m.d.comb += rd_set.eq(key_set_va)
+                                m.next = "PAGE"
+                            with m.Elif(self.insn_inv_op < 2):
+                                m.d.comb += [done.eq(1), mtlb_clear.eq(-1)]
+                                for w in range(W):
+                                    m.d.comb += stlb_clear[w].eq(-1)
+                            with m.Else():
+                                asid = self.insn_asid[:g.asid_bits]
+                                m.d.comb += mtlb_clear.eq(Cat(
+                                    invtlb_cond(self.insn_inv_op, e.tag, asid) for e in mtlb))
+                                if W:
+                                    m.d.comb += rd_set.eq(0)
+                                    m.next = "SWEEP"
+                                else:
+                                    m.d.comb += done.eq(1)
+
+            with m.State("SRCH"):
+                m.d.comb += done.eq(1)
+                s_hit = s.hit if W else Const(0)
+                with m.If(s_hit | mm.hit):
+                    slot = (Mux(s_hit, Cat(cur_set[:set_bits], s.first),
+                                g.stlb_entries + mm.first) if W else g.stlb_entries + mm.first)
+                    m.d.sync += [csr["TLBIDX"].Index.eq(slot), csr["TLBIDX"].NE.eq(0)]
+                with m.Else():
+                    m.d.sync += csr["TLBIDX"].NE.eq(1)
+                with m.If(mm.multi | ((s.multi | (s.hit & mm.hit)) if W else 0)):
+                    m.d.sync += multi_hit.eq(1)
+                m.next = "IDLE"
+
+            with m.State("RD"):
+                m.d.comb += done.eq(1)
+                entry = Signal(mtlb_entry_layout(g), name="rd_entry")
+                present = Signal(name="rd_present")
+                m_sel = onehot_mux(idx_m_onehot, [e.as_value() for e in mtlb])
+                m_e = (mtlb_e & idx_m_onehot).any()
+                if W:
+                    way_onehot = Const(1, W) << idx_way
+                    row = stlb_entry_layout(g)(onehot_mux(way_onehot,
+                                                          [r.as_value() for r in rows]))
+                    s_e = (e_of_set(cur_set) & way_onehot).any()
+                    with m.If(in_stlb):
+                        m.d.comb += [entry.tag.eq(row.tag), entry.lo0.eq(row.lo0),
+                                     entry.lo1.eq(row.lo1), entry.ps.eq(self.stlbps),
+                                     present.eq(s_e)]
+                    with m.Else():
+                        m.d.comb += [entry.eq(m_sel), present.eq(m_e & in_mtlb)]
+                else:
+                    m.d.comb += [entry.eq(m_sel), present.eq(m_e & in_mtlb)]
+                with m.If(present):
+                    m.d.sync += [csr["TLBEHI"].VPPN.eq(entry.tag.vppn),
+                                 csr["TLBIDX"].PS.eq(entry.ps), csr["TLBIDX"].NE.eq(0),
+                                 csr["ASID"].ASID.eq(entry.tag.asid)]
+                    m.d.sync += self._elo_from_half(csr["TLBELO0"], entry.lo0, entry.tag.g)
+                    m.d.sync += self._elo_from_half(csr["TLBELO1"], entry.lo1, entry.tag.g)
+                with m.Else():
+                    m.d.sync += [csr["TLBEHI"].as_value().eq(0), csr["TLBELO0"].as_value().eq(0),
+                                 csr["TLBELO1"].as_value().eq(0), csr["TLBIDX"].PS.eq(0),
+                                 csr["TLBIDX"].NE.eq(1)]
+                m.next = "IDLE"
+
+            with m.State("CLR"):
+                m.d.comb += done.eq(1)
+                if W:
+                    clear_stlb_set(cur_set, [~r.tag.g & (r.tag.asid == cur_asid)
+                                             for r in rows])
+                m.next = "IDLE"
+
+            with m.State("PAGE"):
+                m.d.comb += done.eq(1)
+                op5 = inv_op == 5
+                m.d.comb += mtlb_clear.eq(mm.hits & ~Mux(op5, Cat(e.tag.g for e in mtlb), 0))
+                if W:
+                    clear_stlb_set(cur_set, [s.hits[w] & ~(op5 & rows[w].tag.g)
+                                             for w in range(W)])
+                m.next = "IDLE"
+
+            with m.State("SWEEP"):
+                # one set per cycle: the rows of cur_set are out, the next set is being read
+                if W:
+                    clear_stlb_set(cur_set, [invtlb_cond(inv_op, r.tag, inv_asid)
+                                             for r in rows])
+                    m.d.comb += rd_set.eq(cur_set + 1)
+                    with m.If(cur_set == S - 1):
+                        m.d.comb += done.eq(1)
+                        m.next = "IDLE"
+
+        # ---- apply the changes -----------------------------------------------------------
+        if W:
+            one = Const(1, S) << stlb_waddr
+            for w in range(W):
+                m.d.comb += [wports[w].addr.eq(stlb_waddr), wports[w].data.eq(new_stlb),
+                             wports[w].en.eq(stlb_we[w])]
+                written = Mux(stlb_we[w], one, 0)
+                m.d.sync += e_way[w].eq((e_way[w] & ~stlb_clear[w] & ~written)
+                                        | Mux(src_e, written, 0))
+            with m.If(step_policy_stlb):
+                m.d.sync += rr_stlb.eq(Mux(rr_stlb == W - 1, 0, rr_stlb + 1))
+        for i in range(M):
+            with m.If(mtlb_we[i]):
+                m.d.sync += mtlb[i].eq(new_entry)
+        m.d.sync += mtlb_e.eq((mtlb_e & ~mtlb_clear & ~mtlb_we) | Mux(src_e, mtlb_we, 0))
+        with m.If(step_policy_mtlb):
+            m.d.sync += rr_mtlb.eq(Mux(rr_mtlb == M - 1, 0, rr_mtlb + 1))
+        if g.policy == "lfsr":
+            with m.If(step_policy_stlb | step_policy_mtlb):
+                m.d.sync += lfsr.eq(lfsr_next)

@@ -1,0 +1,196 @@
+"""The ``rtl`` backend: the TLB unit in Amaranth's simulator, one unit per CPU.
+
+Drivers call :meth:`RTLBackend.execute` as plain functions; the simulation is stepped from
+there. One async testbench serves a queue of ops: it drives each op through the unit's ports
+(cycle by cycle, with the handshake of :class:`rtl.TLBUnit`) and leaves the result behind;
+``execute`` calls :meth:`Simulator.advance` until the result is there. No threads.
+
+Elaborating and compiling a design for the simulator is the slow part, so simulators are
+kept per (geometry, CPU count) and :meth:`Simulator.reset` brings one back to the reset state
+for the next backend that asks.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from amaranth import Elaboratable, Module
+from amaranth.sim import Simulator
+
+from rtl.layouts import Access, InsnOp
+from rtl.unit import TLBUnit
+from sw_model.csr import CSR, CSR_NAMES
+from sw_model.geometry import Geometry
+
+from .port import Backend
+from .trace import Op
+
+_INSNS = {"tlbsrch": InsnOp.TLBSRCH, "tlbrd": InsnOp.TLBRD, "tlbwr": InsnOp.TLBWR,
+          "tlbfill": InsnOp.TLBFILL, "tlbclr": InsnOp.TLBCLR, "tlbflush": InsnOp.TLBFLUSH,
+          "invtlb": InsnOp.INVTLB, "ertn": InsnOp.ERTN}
+_OUTPUT_CSRS = {"tlbsrch": ("TLBIDX",),
+                "tlbrd": ("TLBIDX", "TLBEHI", "TLBELO0", "TLBELO1", "ASID")}
+_ACCESS = {"load": Access.LOAD, "store": Access.STORE, "fetch": Access.FETCH}
+#: an instruction that has not finished after this many cycles is a hang
+_HANG_CYCLES = 1 << 18
+
+
+class _Cores(Elaboratable):
+    """One TLB unit per CPU, side by side in one simulation."""
+
+    def __init__(self, geom: Geometry, cpus: int):
+        self.units = [TLBUnit(geom) for _ in range(cpus)]
+
+    def elaborate(self, platform):
+        m = Module()
+        for i, unit in enumerate(self.units):
+            m.submodules[f"cpu{i}"] = unit
+        return m
+
+
+class _Session:
+    """A simulator with its design and the queue its testbench serves."""
+
+    def __init__(self, geom: Geometry, cpus: int):
+        self.top = _Cores(geom, cpus)
+        self.sim = Simulator(self.top)
+        self.sim.add_clock(1e-6)
+        self.sim.add_testbench(self._serve)
+        self.queue: deque = deque()
+        self.results: deque = deque()
+        self.cycles = 0
+        self.in_use = False
+
+    def restart(self):
+        self.sim.reset()
+        self.queue.clear()
+        self.results.clear()
+        self.cycles = 0
+
+    async def _serve(self, ctx):
+        while True:
+            if not self.queue:
+                await ctx.tick()
+                continue
+            op = self.queue.popleft()
+            unit = self.top.units[op.cpu]
+            start = self.cycles
+            result = await self._run(ctx, unit, op)
+            self.results.append((result, self.cycles - start))
+
+    async def _tick(self, ctx):
+        await ctx.tick()
+        self.cycles += 1
+
+    @staticmethod
+    def _read_csr(ctx, unit, name):
+        ctx.set(unit.csr_addr, CSR[name])
+        return ctx.get(unit.csr_rdata)
+
+    async def _run(self, ctx, unit, op: Op) -> dict:
+        kind, a = op.kind, op.args
+        if kind == "csrrd":
+            return {"value": self._read_csr(ctx, unit, a["csr"])}
+        if kind == "snapshot":
+            return {name: self._read_csr(ctx, unit, name) for name in CSR_NAMES}
+        if kind == "csrwr":
+            ctx.set(unit.csr_addr, CSR[a["csr"]])
+            ctx.set(unit.csr_wdata, a["value"])
+            ctx.set(unit.csr_we, 1)
+            await self._tick(ctx)
+            ctx.set(unit.csr_we, 0)
+            return {}
+        if kind in ("translate", "probe"):
+            port = unit.lookup[a["port"]]
+            ctx.set(port.va, a["va"])
+            ctx.set(port.access, _ACCESS[a["access"]])
+            ctx.set(port.effect, kind == "translate")
+            ctx.set(port.valid, 1)
+            await self._tick(ctx)
+            ctx.set(port.valid, 0)
+            exc = ctx.get(port.exc).name
+            result = {"exc": exc}
+            if exc == "NONE":
+                result.update(pa=ctx.get(port.pa), mat=ctx.get(port.mat))
+            await self._tick(ctx)          # the exception's CSR writes take effect
+            result["multi_hit"] = bool(ctx.get(unit.multi_hit))
+            return result
+        # a TLB instruction: valid until done, results in the done cycle
+        ctx.set(unit.insn_op, _INSNS[kind])
+        if kind == "invtlb":
+            ctx.set(unit.insn_inv_op, a["inv_op"])
+            ctx.set(unit.insn_asid, a["asid"])
+            ctx.set(unit.insn_va, a["va"])
+        ctx.set(unit.insn_valid, 1)
+        for _ in range(_HANG_CYCLES):
+            done = ctx.get(unit.insn_done)
+            if done:
+                illegal = bool(ctx.get(unit.insn_illegal))
+                slot = ctx.get(unit.insn_slot)
+            await self._tick(ctx)
+            ctx.set(unit.insn_valid, 0)
+            if done:
+                break
+        else:
+            raise RuntimeError(f"the RTL did not finish {kind} in {_HANG_CYCLES} cycles")
+        if kind == "ertn":
+            return {}
+        result = {"illegal": illegal, "multi_hit": bool(ctx.get(unit.multi_hit))}
+        if kind == "tlbfill" and not illegal:
+            result["slot"] = slot
+        for name in _OUTPUT_CSRS.get(kind, ()):
+            result[name] = self._read_csr(ctx, unit, name)
+        return result
+
+
+_SESSIONS: dict[tuple[Geometry, int], _Session] = {}
+
+
+class RTLBackend(Backend):
+    """The RTL alone, in Amaranth's simulator (``pysim``)."""
+
+    name = "rtl"
+
+    def __init__(self, geom: Geometry, cpus: int = 1, vcd: str | None = None):
+        super().__init__(geom, cpus)
+        key = (geom, cpus)
+        cached = _SESSIONS.get(key)
+        if vcd is None and cached is not None and not cached.in_use:
+            cached.restart()
+            self._session = cached
+        else:
+            self._session = _Session(geom, cpus)
+            if vcd is None and cached is None:
+                _SESSIONS[key] = self._session
+        self._session.in_use = True
+        self._vcd = None
+        if vcd is not None:
+            self._vcd = self._session.sim.write_vcd(vcd)
+            self._vcd.__enter__()
+        #: cycles the last op took (from its first input to the edge that completed it)
+        self.last_cycles = 0
+
+    @property
+    def units(self):
+        return self._session.top.units
+
+    def execute(self, op: Op) -> dict:
+        session = self._session
+        session.queue.append(op)
+        while not session.results:
+            session.sim.advance()
+        result, self.last_cycles = session.results.popleft()
+        return result
+
+    def csr_snapshot(self, cpu: int) -> dict[str, int]:
+        return self.execute(Op("snapshot", {}, cpu))
+
+    @property
+    def cycles(self) -> int:
+        return self._session.cycles
+
+    def close(self) -> None:
+        if self._vcd is not None:
+            self._vcd.__exit__(None, None, None)
+            self._vcd = None
+        self._session.in_use = False
