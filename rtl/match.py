@@ -57,9 +57,9 @@ class Match(wiring.Component):
             same_asid = tag.g | (tag.asid == self.key_asid)
             same_pair = ((tag.vppn ^ self.key_vpn) & self.masks[i]) == 0
             hits.append(self.e[i] & same_asid & same_pair)
+        m.d.comb += self.hits.eq(Cat(*hits))
         m.d.comb += [
-            self.hits.eq(Cat(*hits)),
-            self.first_onehot.eq(lowest_one(self.hits)),
+            self.first_onehot.eq(lowest_one(m, self.hits, "first")),
             self.first.eq(onehot_index(self.first_onehot)),
             self.hit.eq(self.hits.any()),
             # more than one bit set: clearing the lowest one leaves something

@@ -17,7 +17,7 @@ from sw_model.geometry import Geometry
 from .layouts import (Access, Exc, InsnOp, csr_layout, half_layout, mtlb_entry_layout,
                       stlb_entry_layout)
 from .match import Match
-from .util import case_of, lowest_one, onehot_index, onehot_mux
+from .util import case_of, decoder, lowest_one, onehot_index, onehot_mux
 
 __all__ = ["TLBUnit", "LookupSignature", "CYCLES"]
 
@@ -220,8 +220,12 @@ class TLBUnit(wiring.Component):
                          match.key_asid.eq(key_asid)]
             return match
 
-        def e_of_set(set_):
-            return Cat(e_way[w].bit_select(set_, 1) for w in range(W))
+        def e_of_set(set_, name):
+            """The E bits of every way of one STLB set."""
+            bits = Signal(W, name=name)
+            onehot = decoder(m, set_, S, f"{name}_set")
+            m.d.comb += bits.eq(Cat((e_way[w] & onehot).any() for w in range(W)))
+            return bits
 
         # ---- translation ports -----------------------------------------------------------
         # Ports are built last to first so that port 0's CSR writes come last and win.
@@ -258,7 +262,7 @@ class TLBUnit(wiring.Component):
                 rp = mems[w].read_port(transparent_for=(wports[w],))
                 m.d.comb += rp.addr.eq(set_in)
                 rows.append(rp.data)
-            s = stlb_match(f"lk{p}_stlb", e_of_set(set_), rows, vpn, asid)
+            s = stlb_match(f"lk{p}_stlb", e_of_set(set_, f"lk{p}_set_e"), rows, vpn, asid)
         mm = mtlb_match(f"lk{p}_mtlb", vpn, asid)
 
         s_hit = s.hit if W else Const(0)
@@ -375,11 +379,12 @@ class TLBUnit(wiring.Component):
         in_stlb = index < g.stlb_entries
         in_mtlb = ~in_stlb & (index < g.total_entries)
         idx_set = index[:set_bits] if set_bits else Const(0, 1)
-        idx_way = index >> set_bits
+        idx_way = Signal(range(max(2, W)), name="idx_way")
+        m.d.comb += idx_way.eq(index >> set_bits)
         idx_m = Signal(range(max(2, M)), name="idx_mtlb")
         m.d.comb += idx_m.eq(index - g.stlb_entries)
         idx_m_onehot = Signal(M, name="idx_mtlb_onehot")
-        m.d.comb += idx_m_onehot.eq(Mux(in_mtlb, Const(1, M) << idx_m, 0))
+        m.d.comb += idx_m_onehot.eq(Mux(in_mtlb, decoder(m, idx_m, M, "idx_mtlb_dec"), 0))
 
         # ---- TLBFILL placement (D9, D10) --------------------------------------------------
         lfsr = Signal(16, init=g.seed, name="lfsr")
@@ -391,7 +396,7 @@ class TLBUnit(wiring.Component):
 
         def place(name, e_bits, n):
             """Slot in a bank of n: first free, else the policy; returns (slot, full)."""
-            free = lowest_one(~e_bits)
+            free = lowest_one(m, ~e_bits, f"{name}_free")
             full = e_bits.all()
             slot = Signal(range(max(2, n)), name=f"{name}_victim")
             rr = Signal(range(max(2, n)), name=f"{name}_rr")
@@ -403,8 +408,9 @@ class TLBUnit(wiring.Component):
             return slot, full, rr
 
         if W:
-            fill_way, stlb_full, rr_stlb = place("stlb", e_of_set(fill_set), W)
+            fill_way, stlb_full, rr_stlb = place("stlb", e_of_set(fill_set, "fill_set_e"), W)
         fill_m, mtlb_full, rr_mtlb = place("mtlb", mtlb_e, M)
+        fill_m_onehot = decoder(m, fill_m, M, "fill_mtlb_onehot")
 
         # ---- the instruction match (TLBSRCH and INVTLB op 5/6) ----------------------------
         key_vpn = Mux(op == InsnOp.INVTLB, inv_vpn, src_vppn)
@@ -418,7 +424,8 @@ class TLBUnit(wiring.Component):
                 rp = mems[w].read_port(transparent_for=(wports[w],))
                 m.d.comb += rp.addr.eq(rd_set)
                 rows.append(rp.data)
-            s = stlb_match("insn_stlb", e_of_set(cur_set), rows, key_vpn, key_asid)
+            cur_set_e = e_of_set(cur_set, "insn_set_e")
+            s = stlb_match("insn_stlb", cur_set_e, rows, key_vpn, key_asid)
         mm = mtlb_match("insn_mtlb", key_vpn, key_asid)
         key_set_src = self._set_of(m, src_vppn, "srch_set") if W else None
         key_set_va = self._set_of(m, self.insn_va[13:g.valen], "inv_set") if W else None
@@ -432,10 +439,13 @@ class TLBUnit(wiring.Component):
         step_policy_stlb = Signal()
         step_policy_mtlb = Signal()
 
+        clear_set = Signal(max(1, set_bits), name="clear_set")
+        clear_way = Signal(max(1, W), name="clear_way")
+        clear_all = Signal(name="clear_all_stlb")
+        clear_set_onehot = decoder(m, clear_set, S, "clear_set_onehot") if W else None
+
         def clear_stlb_set(set_, cond_per_way):
-            one = Const(1, S) << set_
-            for w in range(W):
-                m.d.comb += stlb_clear[w].eq(Mux(cond_per_way[w], one, 0))
+            m.d.comb += [clear_set.eq(set_), clear_way.eq(Cat(cond_per_way))]
 
         def invtlb_cond(opv, tag, asid):
             """D15: the G/ASID condition of INVTLB ops 0..4 for one entry tag."""
@@ -471,7 +481,7 @@ class TLBUnit(wiring.Component):
                                         self.insn_slot.eq(Cat(fill_set[:set_bits], fill_way)),
                                     ]
                             with m.Else():
-                                m.d.comb += [mtlb_we.eq(Const(1, M) << fill_m),
+                                m.d.comb += [mtlb_we.eq(fill_m_onehot),
                                              step_policy_mtlb.eq(mtlb_full),
                                              self.insn_slot.eq(g.stlb_entries + fill_m)]
                         with m.Case(InsnOp.ERTN):
@@ -507,9 +517,7 @@ class TLBUnit(wiring.Component):
                                     m.d.comb += rd_set.eq(key_set_va)
                                 m.next = "PAGE"
                             with m.Elif(self.insn_inv_op < 2):
-                                m.d.comb += [done.eq(1), mtlb_clear.eq(-1)]
-                                for w in range(W):
-                                    m.d.comb += stlb_clear[w].eq(-1)
+                                m.d.comb += [done.eq(1), mtlb_clear.eq(-1), clear_all.eq(1)]
                             with m.Else():
                                 asid = self.insn_asid[:g.asid_bits]
                                 m.d.comb += mtlb_clear.eq(Cat(
@@ -540,10 +548,11 @@ class TLBUnit(wiring.Component):
                 m_sel = onehot_mux(idx_m_onehot, [e.as_value() for e in mtlb])
                 m_e = (mtlb_e & idx_m_onehot).any()
                 if W:
-                    way_onehot = Const(1, W) << idx_way
+                    way_onehot = Signal(W, name="rd_way_onehot")
+                    m.d.comb += way_onehot.eq(Const(1, W) << idx_way)
                     row = stlb_entry_layout(g)(onehot_mux(way_onehot,
                                                           [r.as_value() for r in rows]))
-                    s_e = (e_of_set(cur_set) & way_onehot).any()
+                    s_e = (cur_set_e & way_onehot).any()
                     with m.If(in_stlb):
                         m.d.comb += [entry.tag.eq(row.tag), entry.lo0.eq(row.lo0),
                                      entry.lo1.eq(row.lo1), entry.ps.eq(self.stlbps),
@@ -592,8 +601,10 @@ class TLBUnit(wiring.Component):
 
         # ---- apply the changes -----------------------------------------------------------
         if W:
-            one = Const(1, S) << stlb_waddr
+            one = decoder(m, stlb_waddr, S, "stlb_waddr_onehot")
             for w in range(W):
+                m.d.comb += stlb_clear[w].eq(Mux(clear_all, -1,
+                                                 Mux(clear_way[w], clear_set_onehot, 0)))
                 m.d.comb += [wports[w].addr.eq(stlb_waddr), wports[w].data.eq(new_stlb),
                              wports[w].en.eq(stlb_we[w])]
                 written = Mux(stlb_we[w], one, 0)

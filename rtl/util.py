@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Signal, Value, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.utils import ceil_log2
 
 
-def lowest_one(vector: Value) -> Value:
+def lowest_one(m: Module, vector: Value, name: str) -> Signal:
     """One-hot of the lowest set bit of ``vector`` (0 when none is set)."""
     width = len(vector)
-    return (vector & (-vector.as_signed()).as_unsigned()[:width])[:width]
+    # name the operand: an expression used twice is emitted twice
+    source = Signal(width, name=f"{name}_in")
+    out = Signal(width, name=name)
+    m.d.comb += [source.eq(vector), out.eq(source & (-source.as_signed()).as_unsigned())]
+    return out
 
 
 def onehot_index(onehot: Value) -> Value:
@@ -25,10 +29,12 @@ def onehot_index(onehot: Value) -> Value:
 
 def onehot_mux(onehot: Value, values: list[Value]) -> Value:
     """``values[i]`` where ``onehot[i]`` is set (0 when none is), as an AND-OR tree."""
+    # Mux, not AND with onehot[i].replicate(width): a replicated expression is emitted
+    # once per bit, which multiplies the netlist (and the export time) by the width.
     width = max(len(Value.cast(v)) for v in values)
     result = Const(0, width)
     for i, v in enumerate(values):
-        result = result | (Value.cast(v) & onehot[i].replicate(width))
+        result = result | Mux(onehot[i], v, 0)
     return result
 
 
@@ -42,4 +48,15 @@ def case_of(m: Module, selector: Value, table: dict[int, int | Value], width: in
                 m.d.comb += out.eq(value)
         with m.Default():
             m.d.comb += out.eq(default)
+    return out
+
+
+def decoder(m: Module, index: Value, n: int, name: str) -> Signal:
+    """One-hot of ``index`` over ``n`` outputs (all 0 when ``index >= n``).
+
+    Comparators, not ``1 << index``: Amaranth treats every output bit of a variable shift
+    as depending on every input bit, which makes export of wide vectors slow.
+    """
+    out = Signal(n, name=name)
+    m.d.comb += out.eq(Cat(index == i for i in range(n)))
     return out
