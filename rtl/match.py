@@ -55,7 +55,7 @@ class Match(wiring.Component):
         for i in range(self.n):
             tag = self.tags[i]
             same_asid = tag.g | (tag.asid == self.key_asid)
-            same_pair = ((tag.vppn ^ self.key_vpn) & self.masks[i]) == 0
+            same_pair = ~((tag.vppn ^ self.key_vpn) & self.masks[i]).any()
             hits.append(self.e[i] & same_asid & same_pair)
         m.d.comb += self.hits.eq(Cat(*hits))
         m.d.comb += [

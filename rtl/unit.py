@@ -167,10 +167,13 @@ class TLBUnit(wiring.Component):
             return value
 
         self.csr_values = {name: read_value(name) for name in CSR_NAMES}
-        with m.Switch(self.csr_addr):
+        # the read mux in a module of its own: the simulator then re-evaluates only this
+        # when csr_addr changes, not the whole unit
+        m.submodules.csr_read = rd = Module()
+        with rd.Switch(self.csr_addr):
             for name in CSR_NAMES:
-                with m.Case(CSR[name]):
-                    m.d.comb += self.csr_rdata.eq(self.csr_values[name])
+                with rd.Case(CSR[name]):
+                    rd.d.comb += self.csr_rdata.eq(self.csr_values[name])
 
         with m.If(self.csr_we):
             with m.Switch(self.csr_addr):
@@ -204,33 +207,37 @@ class TLBUnit(wiring.Component):
         mtlb_masks = [self._masks_for_ps(m, mtlb[i].ps, f"mtlb{i}_mask") for i in range(M)]
         stlb_mask = self._masks_for_ps(m, stlbps, "stlb_mask") if has_stlb else None
 
-        def stlb_match(name, e_bits, rows, key_vpn, key_asid):
-            match = m.submodules[name] = Match(g, W)
+        # builders used by the lookup ports and the instruction unit; ``mod`` is the module
+        # that owns the logic they make
+        def stlb_match(mod, name, e_bits, rows, key_vpn, key_asid):
+            match = mod.submodules[name] = Match(g, W)
             for w in range(W):
-                m.d.comb += [match.tags[w].eq(rows[w].tag), match.masks[w].eq(stlb_mask)]
-            m.d.comb += [match.e.eq(e_bits), match.key_vpn.eq(key_vpn),
-                         match.key_asid.eq(key_asid)]
+                mod.d.comb += [match.tags[w].eq(rows[w].tag), match.masks[w].eq(stlb_mask)]
+            mod.d.comb += [match.e.eq(e_bits), match.key_vpn.eq(key_vpn),
+                           match.key_asid.eq(key_asid)]
             return match
 
-        def mtlb_match(name, key_vpn, key_asid):
-            match = m.submodules[name] = Match(g, M)
+        def mtlb_match(mod, name, key_vpn, key_asid):
+            match = mod.submodules[name] = Match(g, M)
             for i in range(M):
-                m.d.comb += [match.tags[i].eq(mtlb[i].tag), match.masks[i].eq(mtlb_masks[i])]
-            m.d.comb += [match.e.eq(mtlb_e), match.key_vpn.eq(key_vpn),
-                         match.key_asid.eq(key_asid)]
+                mod.d.comb += [match.tags[i].eq(mtlb[i].tag),
+                               match.masks[i].eq(mtlb_masks[i])]
+            mod.d.comb += [match.e.eq(mtlb_e), match.key_vpn.eq(key_vpn),
+                           match.key_asid.eq(key_asid)]
             return match
 
-        def e_of_set(set_, name):
+        def e_of_set(mod, set_, name):
             """The E bits of every way of one STLB set."""
             bits = Signal(W, name=name)
-            onehot = decoder(m, set_, S, f"{name}_set")
-            m.d.comb += bits.eq(Cat((e_way[w] & onehot).any() for w in range(W)))
+            onehot = decoder(mod, set_, S, f"{name}_set")
+            mod.d.comb += bits.eq(Cat((e_way[w] & onehot).any() for w in range(W)))
             return bits
 
         # ---- translation ports -----------------------------------------------------------
         # Ports are built last to first so that port 0's CSR writes come last and win.
         for p in reversed(range(g.lookup_ports)):
-            self._lookup_port(m, p, csr, mems, wports, e_way, e_of_set, mtlb, stlb_match,
+            m.submodules[f"lookup{p}"] = pm = Module()
+            self._lookup_port(pm, m, p, csr, mems, wports, e_way, e_of_set, mtlb, stlb_match,
                               mtlb_match, multi_hit)
 
         # ---- instruction unit ------------------------------------------------------------
@@ -238,7 +245,7 @@ class TLBUnit(wiring.Component):
                            mtlb_match, multi_hit, istlbr, cur_asid)
         return m
 
-    def _lookup_port(self, m, p, csr, mems, wports, e_way, e_of_set, mtlb, stlb_match,
+    def _lookup_port(self, m, top, p, csr, mems, wports, e_way, e_of_set, mtlb, stlb_match,
                      mtlb_match, multi_hit):
         g = self.geom
         W = g.stlb_ways
@@ -262,8 +269,8 @@ class TLBUnit(wiring.Component):
                 rp = mems[w].read_port(transparent_for=(wports[w],))
                 m.d.comb += rp.addr.eq(set_in)
                 rows.append(rp.data)
-            s = stlb_match(f"lk{p}_stlb", e_of_set(set_, f"lk{p}_set_e"), rows, vpn, asid)
-        mm = mtlb_match(f"lk{p}_mtlb", vpn, asid)
+            s = stlb_match(m, f"lk{p}_stlb", e_of_set(m, set_, f"lk{p}_set_e"), rows, vpn, asid)
+        mm = mtlb_match(m, f"lk{p}_mtlb", vpn, asid)
 
         s_hit = s.hit if W else Const(0)
         hit = s_hit | mm.hit
@@ -324,16 +331,17 @@ class TLBUnit(wiring.Component):
         ]
 
         # D13: the side effects of an exception that takes effect; D7: the sticky flag
-        with m.If(valid & effect):
-            with m.If(multi):
-                m.d.sync += multi_hit.eq(1)
-            with m.If(exc == Exc.TLBR):
-                m.d.sync += [csr["TLBRBADV"].VA.eq(va), csr["TLBREHI"].VPPN.eq(vpn),
-                             csr["TLBRERA"].IsTLBR.eq(1)]
-            with m.Elif(exc != Exc.NONE):
-                m.d.sync += [csr["BADV"].VA.eq(va), csr["TLBEHI"].VPPN.eq(vpn),
-                             csr["ESTAT"].Ecode.eq(exc.as_value() - 1),
-                             csr["ESTAT"].EsubCode.eq(0)]
+        # (the CSRs are registers of the top module, so these writes belong to it)
+        with top.If(valid & effect):
+            with top.If(multi):
+                top.d.sync += multi_hit.eq(1)
+            with top.If(exc == Exc.TLBR):
+                top.d.sync += [csr["TLBRBADV"].VA.eq(va), csr["TLBREHI"].VPPN.eq(vpn),
+                               csr["TLBRERA"].IsTLBR.eq(1)]
+            with top.Elif(exc != Exc.NONE):
+                top.d.sync += [csr["BADV"].VA.eq(va), csr["TLBEHI"].VPPN.eq(vpn),
+                               csr["ESTAT"].Ecode.eq(exc.as_value() - 1),
+                               csr["ESTAT"].EsubCode.eq(0)]
 
     def _instructions(self, m, csr, mems, wports, e_way, e_of_set, mtlb, mtlb_e, stlb_match,
                       mtlb_match, multi_hit, istlbr, cur_asid):
@@ -376,8 +384,11 @@ class TLBUnit(wiring.Component):
 
         # ---- TLBIDX.Index decoded (D2, D18) -----------------------------------------------
         index = csr["TLBIDX"].Index
-        in_stlb = index < g.stlb_entries
-        in_mtlb = ~in_stlb & (index < g.total_entries)
+        in_stlb = Signal(name="index_in_stlb")
+        in_mtlb = Signal(name="index_in_mtlb")
+        if W:
+            m.d.comb += in_stlb.eq(index < g.stlb_entries)
+        m.d.comb += in_mtlb.eq(~in_stlb & (index < g.total_entries))
         idx_set = index[:set_bits] if set_bits else Const(0, 1)
         idx_way = Signal(range(max(2, W)), name="idx_way")
         m.d.comb += idx_way.eq(index >> set_bits)
@@ -392,11 +403,13 @@ class TLBUnit(wiring.Component):
         to_stlb = Signal(name="fill_to_stlb")
         if W:
             m.d.comb += to_stlb.eq(src_ps == self.stlbps)
-        fill_set = self._set_of(m, src_vppn, "fill_set") if W else Const(0, 1)
+        # comb-heavy decoding in a module of its own (cheaper to simulate, see csr_read)
+        m.submodules.insn_decode = dm = Module()
+        fill_set = self._set_of(dm, src_vppn, "fill_set") if W else Const(0, 1)
 
         def place(name, e_bits, n):
             """Slot in a bank of n: first free, else the policy; returns (slot, full)."""
-            free = lowest_one(m, ~e_bits, f"{name}_free")
+            free = lowest_one(dm, ~e_bits, f"{name}_free")
             full = e_bits.all()
             slot = Signal(range(max(2, n)), name=f"{name}_victim")
             rr = Signal(range(max(2, n)), name=f"{name}_rr")
@@ -404,13 +417,13 @@ class TLBUnit(wiring.Component):
                 policy_choice = (lfsr_next * n)[16:]
             else:
                 policy_choice = rr
-            m.d.comb += slot.eq(Mux(full, policy_choice, onehot_index(free)))
+            dm.d.comb += slot.eq(Mux(full, policy_choice, onehot_index(free)))
             return slot, full, rr
 
         if W:
-            fill_way, stlb_full, rr_stlb = place("stlb", e_of_set(fill_set, "fill_set_e"), W)
+            fill_way, stlb_full, rr_stlb = place("stlb", e_of_set(dm, fill_set, "fill_set_e"), W)
         fill_m, mtlb_full, rr_mtlb = place("mtlb", mtlb_e, M)
-        fill_m_onehot = decoder(m, fill_m, M, "fill_mtlb_onehot")
+        fill_m_onehot = decoder(dm, fill_m, M, "fill_mtlb_onehot")
 
         # ---- the instruction match (TLBSRCH and INVTLB op 5/6) ----------------------------
         key_vpn = Mux(op == InsnOp.INVTLB, inv_vpn, src_vppn)
@@ -424,11 +437,11 @@ class TLBUnit(wiring.Component):
                 rp = mems[w].read_port(transparent_for=(wports[w],))
                 m.d.comb += rp.addr.eq(rd_set)
                 rows.append(rp.data)
-            cur_set_e = e_of_set(cur_set, "insn_set_e")
-            s = stlb_match("insn_stlb", cur_set_e, rows, key_vpn, key_asid)
-        mm = mtlb_match("insn_mtlb", key_vpn, key_asid)
-        key_set_src = self._set_of(m, src_vppn, "srch_set") if W else None
-        key_set_va = self._set_of(m, self.insn_va[13:g.valen], "inv_set") if W else None
+            cur_set_e = e_of_set(dm, cur_set, "insn_set_e")
+            s = stlb_match(dm, "insn_stlb", cur_set_e, rows, key_vpn, key_asid)
+        mm = mtlb_match(dm, "insn_mtlb", key_vpn, key_asid)
+        key_set_src = self._set_of(dm, src_vppn, "srch_set") if W else None
+        key_set_va = self._set_of(dm, self.insn_va[13:g.valen], "inv_set") if W else None
 
         # ---- what an instruction changes, gathered here and applied once below ------------
         stlb_we = Signal(max(1, W), name="stlb_we")
@@ -460,14 +473,17 @@ class TLBUnit(wiring.Component):
                     with m.Switch(self.insn_op):
                         with m.Case(InsnOp.TLBWR):
                             m.d.comb += done.eq(1)
-                            with m.If(in_stlb):
-                                if W:
+                            # in_stlb and in_mtlb exclude each other; an MTLB-only TLB has
+                            # no STLB branch at all (no constant-false case in the Verilog)
+                            if W:
+                                with m.If(in_stlb):
                                     m.d.comb += [stlb_we.eq(Const(1, W) << idx_way),
                                                  stlb_waddr.eq(idx_set)]
-                            with m.Elif(in_mtlb & ps_listed):
-                                m.d.comb += mtlb_we.eq(idx_m_onehot)
-                            with m.Elif(in_mtlb):
-                                m.d.comb += self.insn_illegal.eq(1)
+                            with m.If(in_mtlb):
+                                with m.If(ps_listed):
+                                    m.d.comb += mtlb_we.eq(idx_m_onehot)
+                                with m.Else():
+                                    m.d.comb += self.insn_illegal.eq(1)
                         with m.Case(InsnOp.TLBFILL):
                             m.d.comb += done.eq(1)
                             with m.If(~ps_listed):
@@ -489,19 +505,21 @@ class TLBUnit(wiring.Component):
                             m.d.sync += istlbr.eq(0)
                         with m.Case(InsnOp.TLBFLUSH):
                             m.d.comb += done.eq(1)
-                            with m.If(in_stlb):
-                                clear_stlb_set(idx_set, [Const(1)] * W)
-                            with m.Elif(in_mtlb):
+                            if W:
+                                with m.If(in_stlb):
+                                    clear_stlb_set(idx_set, [Const(1)] * W)
+                            with m.If(in_mtlb):
                                 m.d.comb += mtlb_clear.eq(-1)
                         with m.Case(InsnOp.TLBCLR):
-                            with m.If(in_stlb):
-                                m.d.comb += rd_set.eq(idx_set)
-                                m.next = "CLR"
-                            with m.Else():
+                            if W:
+                                with m.If(in_stlb):
+                                    m.d.comb += rd_set.eq(idx_set)
+                                    m.next = "CLR"
+                            with m.If(~in_stlb):
                                 m.d.comb += done.eq(1)
-                                with m.If(in_mtlb):
-                                    m.d.comb += mtlb_clear.eq(Cat(
-                                        ~e.tag.g & (e.tag.asid == cur_asid) for e in mtlb))
+                            with m.If(in_mtlb):
+                                m.d.comb += mtlb_clear.eq(Cat(
+                                    ~e.tag.g & (e.tag.asid == cur_asid) for e in mtlb))
                         with m.Case(InsnOp.TLBSRCH):
                             if W:
                                 m.d.comb += rd_set.eq(key_set_src)

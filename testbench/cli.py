@@ -71,6 +71,21 @@ def cmd_replay(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from rtl.export import convert, format_of
+    from .trace import write_lines
+
+    geom = load_geometry(args.config)
+    fmt = format_of(args.output)
+    _writable_target(args.output, "output")
+    start = time.perf_counter()
+    text = convert(geom, fmt)
+    write_lines(args.output, [text.rstrip("\n")])
+    print(f"wrote {args.output}: {fmt} of {geom.name}, {len(text.splitlines())} lines, "
+          f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="LoongArch TLB: RTL, reference model and the "
                      "Linux lost-race fault path")
@@ -79,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="geometry summary")
     p.add_argument("config")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("export", help="Verilog (.v) or RTLIL (.il) of the TLB unit")
+    p.add_argument("config")
+    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("replay", help="run a trace and check every expect")
     p.add_argument("config")

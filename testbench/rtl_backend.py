@@ -92,7 +92,9 @@ class _Session:
         if kind == "csrrd":
             return {"value": self._read_csr(ctx, unit, a["csr"])}
         if kind == "snapshot":
-            return {name: self._read_csr(ctx, unit, name) for name in CSR_NAMES}
+            # the unit's own CSR read values, sampled without driving the read port (each
+            # ctx.set re-evaluates the design; the port itself is exercised by csrrd)
+            return {name: ctx.get(unit.csr_values[name]) for name in CSR_NAMES}
         if kind == "csrwr":
             ctx.set(unit.csr_addr, CSR[a["csr"]])
             ctx.set(unit.csr_wdata, a["value"])
