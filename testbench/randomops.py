@@ -43,35 +43,47 @@ class RandomOps:
         self.asids = [0, 1, 2, (1 << g.asid_bits) - 1]
         self._ops = [
             (14, self._translate), (9, self._fill_sequence), (2, self._tlbwr), (4, self._tlbsrch),
-            (3, self._tlbrd), (1, self._tlbclr), (1, self._tlbflush), (3, self._invtlb),
+            (3, self._tlbrd), (3, self._invtlb), (1, self._tlbclr), (1, self._tlbflush),
             (3, self._csr_setting), (1, self._csrrd), (1, self._refill_context),
             (1, self._ertn),
         ]
         self._weights = [w for w, _ in self._ops]
+        if not g.has_stlb:
+            # without an STLB every TLBCLR/TLBFLUSH empties the whole MTLB: make them rarer
+            self._weights[6] = self._weights[7] = 0.2
         self._pending: list[Op] = []
+        #: VAs recently written into the TLB: translations and searches favour them
+        self.recent: list[int] = []
 
     # ---- values ----------------------------------------------------------------------------
-    def _va(self) -> int:
+    def _va(self, mapped: float = 0.0) -> int:
+        """A pool address; with probability ``mapped`` one recently written to the TLB."""
+        if self.recent and self.rng.random() < mapped:
+            return self.rng.choice(self.recent) + self.rng.randrange(1 << 13)
         va, ps = self.rng.choice(self.pairs)
         return va + self.rng.randrange(1 << (ps + 1))
+
+    def _remember(self, va: int) -> int:
+        self.recent = (self.recent + [va & ~0x1FFF])[-8:]
+        return va
 
     def _elo(self) -> int:
         g, rng = self.geom, self.rng
         v = rng.random() < 0.8
-        d = rng.random() < 0.6
+        d = rng.random() < 0.5
         plv = rng.choice((0, 3, 3, rng.randrange(4)))
         value = v | d << 1 | plv << 2 | rng.randrange(4) << 4 | (rng.random() < 0.2) << 6
         ppn = rng.randrange(1 << g.ppn_bits)
         value |= ppn << (8 if g.is_la32 else 12)
         if not g.is_la32:
-            value |= (rng.random() < 0.15) << 61 | (rng.random() < 0.15) << 62
+            value |= (rng.random() < 0.25) << 61 | (rng.random() < 0.25) << 62
             value |= (rng.random() < 0.15) << 63
         if rng.random() < 0.1:
             value |= rng.randrange(1 << g.grlen)       # reserved bits: the mask must drop them
         return value & self.grlen_mask
 
     def _ps(self) -> int:
-        if self.rng.random() < 0.05:
+        if self.rng.random() < 0.08:
             return self.rng.randrange(64)              # unlisted: illegal (D19)
         if self.rng.random() < 0.6:
             return self.geom.stlb_page_shift
@@ -95,16 +107,20 @@ class RandomOps:
     def _translate(self):
         access = self.rng.choice(("load", "store", "fetch"))
         port = self.rng.randrange(self.geom.lookup_ports)
-        va = self._va()
+        va = self._va(mapped=0.8)
         if self.rng.random() < 0.05:
             va |= self.rng.randrange(1 << self.geom.grlen) & ~self.va_mask   # ignored (D14)
-        return [self._op("translate", va=va, access=access, port=port)]
+        ops = [self._op("translate", va=va, access=access, port=port)]
+        if self.rng.random() < 0.6:
+            ops.append(self._op("ertn"))      # as a refill handler would, after a TLBR
+        return ops
 
     def _fill_sequence(self):
         va, ps = self.rng.choice(self.pairs)
         if self.rng.random() < 0.8:
             ps = self._ps() if self.rng.random() < 0.3 else ps
-        ops = [self._op("csrwr", csr="TLBEHI", value=va),
+        va += self.rng.randrange(1 << (ps + 1)) & ~0x1FFF if ps < 64 else 0
+        ops = [self._op("csrwr", csr="TLBEHI", value=self._remember(va)),
                self._op("csrwr", csr="TLBELO0", value=self._elo()),
                self._op("csrwr", csr="TLBELO1", value=self._elo()),
                self._op("csrwr", csr="TLBIDX", value=self._index() | ps << 24
@@ -114,14 +130,15 @@ class RandomOps:
         return ops + [self._op("tlbfill")]
 
     def _tlbwr(self):
-        return [self._op("csrwr", csr="TLBEHI", value=self._va()),
+        return [self._op("csrwr", csr="TLBEHI", value=self._remember(self._va())),
                 self._op("csrwr", csr="TLBELO0", value=self._elo()),
                 self._op("csrwr", csr="TLBELO1", value=self._elo()),
                 self._op("csrwr", csr="TLBIDX", value=self._tlbidx()),
                 self._op("tlbwr")]
 
     def _tlbsrch(self):
-        return [self._op("csrwr", csr="TLBEHI", value=self._va()), self._op("tlbsrch")]
+        return [self._op("csrwr", csr="TLBEHI", value=self._va(mapped=0.5)),
+                self._op("tlbsrch")]
 
     def _tlbrd(self):
         return [self._op("csrwr", csr="TLBIDX", value=self._tlbidx()), self._op("tlbrd")]
@@ -157,7 +174,8 @@ class RandomOps:
         """A refill-handler-like sequence: TLBRELO0/1, TLBREHI.PS, TLBFILL or TLBWR."""
         rng = self.rng
         ops = [self._op("csrwr", csr="TLBRERA", value=1)] if rng.random() < 0.5 else []
-        ops += [self._op("csrwr", csr="TLBREHI", value=(self._va() & ~0x1FFF) | self._ps()),
+        va = self._remember(self._va())
+        ops += [self._op("csrwr", csr="TLBREHI", value=(va & ~0x1FFF) | self._ps()),
                 self._op("csrwr", csr="TLBRELO0", value=self._elo()),
                 self._op("csrwr", csr="TLBRELO1", value=self._elo())]
         ops.append(self._op(rng.choice(("tlbfill", "tlbfill", "tlbwr", "tlbsrch"))))

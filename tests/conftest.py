@@ -23,6 +23,11 @@ TRACES = Path(__file__).resolve().parent / "traces"
 BACKENDS = ["model", "cosim"]
 
 
+def pytest_addoption(parser):
+    parser.addoption("--random-ops", type=int, default=2000,
+                     help="operations per geometry in the seeded random cosim tests")
+
+
 def _derived(base: str, **changes) -> Geometry:
     import yaml
 
@@ -41,6 +46,9 @@ def _geometries() -> dict[str, Geometry]:
     # MTLB-only LA64 with a non-power-of-two MTLB
     geoms["mtlb6"] = _derived("tiny", name="mtlb6", stlb=None, mtlb={"entries": 6})
     geoms["asid4"] = _derived("tiny", name="asid4", asid_bits=4)
+    # odd shapes: 3 ways x 2 sets, a 5-entry MTLB, round robin
+    geoms["odd"] = _derived("tiny", name="odd", stlb={"ways": 3, "sets": 2}, mtlb={"entries": 5},
+                            replacement={"policy": "round_robin"})
     # VALEN < GRLEN on a narrow address space, PALEN < VALEN
     geoms["narrow"] = _derived("tiny", name="narrow", valen=40, palen=36,
                                page_shifts=[12, 14, 21])
