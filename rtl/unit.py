@@ -21,13 +21,24 @@ from .util import case_of, decoder, lowest_one, onehot_index, onehot_mux
 
 __all__ = ["TLBUnit", "LookupSignature", "CYCLES"]
 
+
+def _or_all(m, vectors, width):
+    """Bitwise OR of equal-width vectors."""
+    out = Signal(width, name="or_all")
+    acc = vectors[0]
+    for v in vectors[1:]:
+        acc = acc | v
+    m.d.comb += out.eq(acc)
+    return out
+
 #: worst-case cycles from accepting an instruction to its completion (``insn_done``);
 #: ``sets`` stands for the number of STLB sets
 CYCLES = {
     "lookup": "1 (a new lookup every cycle on every port)",
     "TLBWR": "1", "TLBFILL": "1", "TLBSRCH": "2", "TLBRD": "2", "ERTN": "1",
     "TLBFLUSH": "1", "TLBCLR": "2 (STLB set), 1 (MTLB)",
-    "INVTLB 0/1": "1", "INVTLB 5/6": "2", "INVTLB 2-4": "sets + 1 (1 without an STLB)",
+    "INVTLB 0/1": "1", "INVTLB 5/6": "2",
+    "INVTLB 2-4": "1 + the STLB sets that hold a valid entry (at most sets + 1)",
 }
 
 
@@ -204,7 +215,10 @@ class TLBUnit(wiring.Component):
             wports.append(mem.write_port())
         mtlb = [Signal(mtlb_layout, name=f"mtlb{i}") for i in range(M)]
         mtlb_e = Signal(M, name="mtlb_e")
-        mtlb_masks = [self._masks_for_ps(m, mtlb[i].ps, f"mtlb{i}_mask") for i in range(M)]
+        # each MTLB entry keeps its compare mask (decoded from PS once, when written) in a
+        # register beside it: one decoder for the bank instead of one per entry
+        mtlb_masks = [Signal(g.vppn_bits, name=f"mtlb{i}_mask") for i in range(M)]
+        self._mtlb_masks = mtlb_masks
         stlb_mask = self._masks_for_ps(m, stlbps, "stlb_mask") if has_stlb else None
 
         # builders used by the lookup ports and the instruction unit; ``mod`` is the module
@@ -381,6 +395,7 @@ class TLBUnit(wiring.Component):
         m.d.comb += [new_stlb.tag.eq(new_entry.tag), new_stlb.lo0.eq(new_entry.lo0),
                      new_stlb.lo1.eq(new_entry.lo1)]
         ps_listed = Cat(src_ps == p for p in g.page_shifts).any()
+        new_mask = self._masks_for_ps(m, src_ps, "new_entry_mask")
 
         # ---- TLBIDX.Index decoded (D2, D18) -----------------------------------------------
         index = csr["TLBIDX"].Index
@@ -440,6 +455,15 @@ class TLBUnit(wiring.Component):
             cur_set_e = e_of_set(dm, cur_set, "insn_set_e")
             s = stlb_match(dm, "insn_stlb", cur_set_e, rows, key_vpn, key_asid)
         mm = mtlb_match(dm, "insn_mtlb", key_vpn, key_asid)
+        # INVTLB op 2-4 visit only the STLB sets that hold a valid entry
+        if W:
+            occupied = Signal(S, name="sets_occupied")
+            dm.d.comb += occupied.eq(_or_all(dm, e_way, S))
+            sweep_todo = Signal(S, name="sweep_todo")
+            sweep_from = Signal(S, name="sweep_from")
+            sweep_pick = lowest_one(dm, sweep_from, "sweep_pick")
+            sweep_set = Signal(max(1, set_bits), name="sweep_set")
+            dm.d.comb += sweep_set.eq(onehot_index(sweep_pick)[:max(1, set_bits)])
         key_set_src = self._set_of(dm, src_vppn, "srch_set") if W else None
         key_set_va = self._set_of(dm, self.insn_va[13:g.valen], "inv_set") if W else None
 
@@ -541,8 +565,13 @@ class TLBUnit(wiring.Component):
                                 m.d.comb += mtlb_clear.eq(Cat(
                                     invtlb_cond(self.insn_inv_op, e.tag, asid) for e in mtlb))
                                 if W:
-                                    m.d.comb += rd_set.eq(0)
-                                    m.next = "SWEEP"
+                                    # read the first occupied set now; done at once if none
+                                    m.d.comb += [sweep_from.eq(occupied), rd_set.eq(sweep_set)]
+                                    m.d.sync += sweep_todo.eq(occupied & ~sweep_pick)
+                                    with m.If(occupied.any()):
+                                        m.next = "SWEEP"
+                                    with m.Else():
+                                        m.d.comb += done.eq(1)
                                 else:
                                     m.d.comb += done.eq(1)
 
@@ -608,12 +637,14 @@ class TLBUnit(wiring.Component):
                 m.next = "IDLE"
 
             with m.State("SWEEP"):
-                # one set per cycle: the rows of cur_set are out, the next set is being read
+                # one occupied set per cycle: the rows of cur_set are out, the next occupied
+                # set is being read; sets with no valid entry are skipped
                 if W:
                     clear_stlb_set(cur_set, [invtlb_cond(inv_op, r.tag, inv_asid)
                                              for r in rows])
-                    m.d.comb += rd_set.eq(cur_set + 1)
-                    with m.If(cur_set == S - 1):
+                    m.d.comb += [sweep_from.eq(sweep_todo), rd_set.eq(sweep_set)]
+                    m.d.sync += sweep_todo.eq(sweep_todo & ~sweep_pick)
+                    with m.If(~sweep_todo.any()):
                         m.d.comb += done.eq(1)
                         m.next = "IDLE"
 
@@ -632,7 +663,7 @@ class TLBUnit(wiring.Component):
                 m.d.sync += rr_stlb.eq(Mux(rr_stlb == W - 1, 0, rr_stlb + 1))
         for i in range(M):
             with m.If(mtlb_we[i]):
-                m.d.sync += mtlb[i].eq(new_entry)
+                m.d.sync += [mtlb[i].eq(new_entry), self._mtlb_masks[i].eq(new_mask)]
         m.d.sync += mtlb_e.eq((mtlb_e & ~mtlb_clear & ~mtlb_we) | Mux(src_e, mtlb_we, 0))
         with m.If(step_policy_mtlb):
             m.d.sync += rr_mtlb.eq(Mux(rr_mtlb == M - 1, 0, rr_mtlb + 1))

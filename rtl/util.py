@@ -12,7 +12,17 @@ def lowest_one(m: Module, vector: Value, name: str) -> Signal:
     # name the operand: an expression used twice is emitted twice
     source = Signal(width, name=f"{name}_in")
     out = Signal(width, name=name)
-    m.d.comb += [source.eq(vector), out.eq(source & (-source.as_signed()).as_unsigned())]
+    m.d.comb += source.eq(vector)
+    if width <= 64:
+        m.d.comb += out.eq(source & (-source.as_signed()).as_unsigned())
+    else:
+        # x & -x makes every bit depend on all bits below it (a quadratic netlist, slow to
+        # export for wide vectors); a chain of "any lower bit set" is linear
+        below = Signal(width, name=f"{name}_below")
+        m.d.comb += below[0].eq(0)
+        for i in range(1, width):
+            m.d.comb += below[i].eq(below[i - 1] | source[i - 1])
+        m.d.comb += out.eq(source & ~below)
     return out
 
 

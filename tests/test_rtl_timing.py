@@ -48,7 +48,13 @@ def test_cycle_budgets(name):
         # the exact figures README quotes
         assert cycles("tlbwr") == 1 and cycles("tlbfill") == 1
         assert cycles("tlbsrch") == 2 and cycles("tlbrd") == 2
+        # the sweep of op 2-4 visits the occupied STLB sets only: one here, all below
+        fill(port, 0x8000, elo(4), elo(8))
+        assert cycles("invtlb", inv_op=2, asid=0, va=0) == 2
+        for set_ in range(sets):
+            fill(port, set_ << 15, elo(4), elo(8))
         assert cycles("invtlb", inv_op=3, asid=0, va=0) == sets + 1
+        assert cycles("invtlb", inv_op=3, asid=0, va=0) == 1       # now empty
     finally:
         backend.close()
 
