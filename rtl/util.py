@@ -18,11 +18,13 @@ def lowest_one(m: Module, vector: Value, name: str) -> Signal:
     else:
         # x & -x makes every bit depend on all bits below it (a quadratic netlist, slow to
         # export for wide vectors); a chain of "any lower bit set" is linear
-        below = Signal(width, name=f"{name}_below")
-        m.d.comb += below[0].eq(0)
+        # (one signal per bit: Verilator flags a vector whose bits feed each other)
+        below = [Const(0, 1)]
         for i in range(1, width):
-            m.d.comb += below[i].eq(below[i - 1] | source[i - 1])
-        m.d.comb += out.eq(source & ~below)
+            bit = Signal(name=f"{name}_below{i}")
+            m.d.comb += bit.eq(below[-1] | source[i - 1])
+            below.append(bit)
+        m.d.comb += out.eq(source & ~Cat(*below))
     return out
 
 
