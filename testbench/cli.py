@@ -86,6 +86,66 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _variant_path(path: str, variant: str, several: bool) -> str:
+    """With several kernel variants, one output file each: NAME.VARIANT.EXT."""
+    if not several:
+        return path
+    from pathlib import Path
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}.{variant}{p.suffix}"))
+
+
+def cmd_race(args) -> int:
+    import json
+
+    from sw_model.kernel.cpu import VARIANTS
+
+    from .port import Recorder
+    from .race import Race, format_table, parse_costs, summarize
+
+    geom = load_geometry(args.config)
+    costs = parse_costs(args.cost)
+    race = Race(geom, args.scenario, args.access, args.cpus, args.backend, args.sim)
+    variants = VARIANTS if args.kernel == "all" else (args.kernel,)
+    several = len(variants) > 1
+    if args.schedule == "exhaustive" and (args.trace or args.vcd):
+        raise InputError("--trace and --vcd record one schedule: not with --schedule exhaustive")
+    if args.schedule == "exhaustive" and args.cpus != 2:
+        raise InputError("--schedule exhaustive enumerates 2-CPU races: use --cpus 2")
+    for path, what in ((args.trace, "trace"), (args.vcd, "waveform")):
+        if path:
+            for v in variants:
+                _writable_target(_variant_path(path, v, several), what)
+    if args.vcd and args.backend == "model":
+        raise InputError("--vcd needs the rtl or cosim backend")
+
+    def progress(count):
+        if sys.stderr.isatty() and count % 50 == 0:
+            print(f"\r{count} schedules", end="", file=sys.stderr, flush=True)
+
+    reports = []
+    start = time.perf_counter()
+    for variant in variants:
+        recorder = Recorder() if args.trace else None
+        vcd = _variant_path(args.vcd, variant, several) if args.vcd else None
+        results = race.run(variant, args.schedule, args.seed, recorder, vcd, progress)
+        reports.append(summarize(race, variant, args.schedule, results))
+        if recorder is not None:
+            from .trace import write_lines
+            write_lines(_variant_path(args.trace, variant, several), recorder.lines)
+    elapsed = time.perf_counter() - start
+    if sys.stderr.isatty() and args.schedule == "exhaustive":
+        print("", file=sys.stderr)
+    failed = any(r["violations"] or r["mismatches"] for r in reports)
+    if args.json:
+        print(json.dumps(reports if several else reports[0], indent=2))
+        print(f"race: {elapsed:.2f} s", file=sys.stderr)
+    else:
+        print(format_table(reports, costs, geom.name))
+        print(f"{elapsed:.2f} s")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="LoongArch TLB: RTL, reference model and the "
                      "Linux lost-race fault path")
@@ -99,6 +159,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("-o", "--output", required=True, metavar="FILE")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("race", help="the kernel's lost-race fault path on several CPUs")
+    p.add_argument("config")
+    p.add_argument("--scenario", choices=("anon", "cow"), default="anon")
+    p.add_argument("--access", choices=("load", "store"), default=None)
+    p.add_argument("--kernel", choices=("pre-series", "mm-only", "full-series", "all"),
+                   default="all")
+    p.add_argument("--cpus", type=int, default=2)
+    p.add_argument("--schedule", choices=("canonical", "random", "exhaustive"),
+                   default="canonical")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--backend", choices=BACKENDS, default="cosim")
+    p.add_argument("--sim", choices=SIMULATORS, default="pysim")
+    p.add_argument("--json", action="store_true", help="print the JSON report only")
+    p.add_argument("--trace", metavar="OUT", help="write the TLB-level trace of every CPU")
+    p.add_argument("--vcd", metavar="FILE")
+    p.add_argument("--cost", metavar="KIND=CYCLES,...",
+                   help="modelled cycles per exception kind (defaults in README)")
+    p.set_defaults(func=cmd_race)
 
     p = sub.add_parser("replay", help="run a trace and check every expect")
     p.add_argument("config")

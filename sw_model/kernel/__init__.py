@@ -1,0 +1,2 @@
+"""A model of the Linux LoongArch page-fault path (v6.0 mm plus the 2022 update_mmu_tlb
+series), driving one TLB per CPU through a TLB port. See ``decisions.md`` K1-K4."""
