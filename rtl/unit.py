@@ -215,6 +215,9 @@ class TLBUnit(wiring.Component):
             wports.append(mem.write_port())
         mtlb = [Signal(mtlb_layout, name=f"mtlb{i}") for i in range(M)]
         mtlb_e = Signal(M, name="mtlb_e")
+        #: every slot's E bit in Index order (way-major STLB, then the MTLB): what exists,
+        #: for a simulation checker to compare; not a port
+        self.e_bits = Cat(*e_way, mtlb_e)
         # each MTLB entry keeps its compare mask (decoded from PS once, when written) in a
         # register beside it: one decoder for the bank instead of one per entry
         mtlb_masks = [Signal(g.vppn_bits, name=f"mtlb{i}_mask") for i in range(M)]

@@ -410,6 +410,10 @@ class ReferenceTLB:
         return self._done()
 
     # ---- whole-state views ---------------------------------------------------------------
+    def valid_bits(self) -> int:
+        """Bit i set when the slot with Index i holds an entry (E = 1)."""
+        return sum(1 << i for i in range(self.geom.total_entries) if self.entry_at(i).e)
+
     def csr_snapshot(self) -> dict[str, int]:
         """Every CSR as csrrd would read it."""
         return {name: self.read_csr(name) for name in CSR_NAMES}

@@ -12,7 +12,7 @@ SIMULATORS = ("pysim",)
 
 
 def make_backend(geom: Geometry, name: str, cpus: int = 1, *, sim: str = "pysim",
-                 vcd: str | None = None) -> Backend:
+                 vcd: str | None = None, unit_class=None) -> Backend:
     if name not in BACKENDS:
         raise InputError(f"unknown backend {name!r} (one of {', '.join(BACKENDS)})")
     if sim not in SIMULATORS:
@@ -23,7 +23,8 @@ def make_backend(geom: Geometry, name: str, cpus: int = 1, *, sim: str = "pysim"
         return ModelBackend(geom, cpus)
     from .rtl_backend import RTLBackend  # Amaranth only when the RTL is wanted
 
-    rtl = RTLBackend(geom, cpus, vcd=vcd)
+    rtl = (RTLBackend(geom, cpus, vcd=vcd) if unit_class is None else
+           RTLBackend(geom, cpus, vcd=vcd, unit_class=unit_class))
     if name == "rtl":
         return rtl
     return CosimBackend(ModelBackend(geom, cpus), rtl)

@@ -76,8 +76,8 @@ def cmd_export(args) -> int:
     from .trace import write_lines
 
     geom = load_geometry(args.config)
-    fmt = format_of(args.output)
     _writable_target(args.output, "output")
+    fmt = format_of(args.output)
     start = time.perf_counter()
     text = convert(geom, fmt)
     write_lines(args.output, [text.rstrip("\n")])
@@ -114,6 +114,7 @@ def cmd_race(args) -> int:
         raise InputError("--schedule exhaustive enumerates 2-CPU races: use --cpus 2")
     for path, what in ((args.trace, "trace"), (args.vcd, "waveform")):
         if path:
+            _writable_target(path, what)             # the path as given, then per variant
             for v in variants:
                 _writable_target(_variant_path(path, v, several), what)
     if args.vcd and args.backend == "model":
@@ -144,6 +145,56 @@ def cmd_race(args) -> int:
         print(format_table(reports, costs, geom.name))
         print(f"{elapsed:.2f} s")
     return 1 if failed else 0
+
+
+def cmd_fuzz(args) -> int:
+    from .fuzz import fuzz, progress_bar, shrink, still_fails, trace_lines
+    from .trace import write_lines
+
+    geom = load_geometry(args.config)
+    if args.ops < 1:
+        raise InputError(f"--ops {args.ops}: must be at least 1")
+    if not 1 <= args.cpus <= 8:
+        raise InputError(f"--cpus {args.cpus}: must be 1 to 8")
+    fail_path = args.out or f"fuzz-{geom.name}-{args.seed}.jsonl"
+    _writable_target(fail_path, "failure trace")
+    if args.vcd:
+        _writable_target(args.vcd, "waveform")
+    start = time.perf_counter()
+    result = fuzz(geom, args.ops, args.seed, args.cpus, args.backend, progress=progress_bar)
+    elapsed = time.perf_counter() - start
+    if sys.stderr.isatty():
+        print("", file=sys.stderr)
+    print(result.coverage.table())
+    if result.failure is None:
+        print(f"ok {geom.name}: {result.done} ops, seed {args.seed}, backend {args.backend}, "
+              f"0 mismatches, {elapsed:.1f} s ({result.done / elapsed:.0f} ops/s)")
+        return 0
+    print(f"FAIL {geom.name} seed {args.seed}: op {result.failed_at}: "
+          f"{result.failure}")
+    ops = result.ops
+    header = f"loongtlb fuzz {geom.name} --seed {args.seed}: {result.failure}"
+    write_lines(fail_path, trace_lines(ops, header))
+    print(f"wrote {fail_path} ({len(ops)} ops up to the failure)")
+    if args.shrink:
+        small = shrink(geom, ops, args.cpus)
+        short_path = fail_path.replace(".jsonl", "") + ".shrunk.jsonl"
+        write_lines(short_path, trace_lines(small, header + " (shrunk)"))
+        print(f"wrote {short_path} ({len(small)} ops still failing)")
+        if args.vcd:
+            from .backends import make_backend as mk
+            from .port import Mismatch
+            be = mk(geom, "cosim", args.cpus, vcd=args.vcd)
+            try:
+                for op in small:
+                    be.execute(op)
+            except Mismatch:
+                pass
+            finally:
+                be.close()
+            print(f"wrote {args.vcd}")
+        assert still_fails(geom, small, args.cpus)
+    return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,6 +229,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cost", metavar="KIND=CYCLES,...",
                    help="modelled cycles per exception kind (defaults in README)")
     p.set_defaults(func=cmd_race)
+
+    p = sub.add_parser("fuzz", help="constrained-random operations, model and RTL compared")
+    p.add_argument("config")
+    p.add_argument("--ops", type=int, default=10000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--cpus", type=int, default=1)
+    p.add_argument("--backend", choices=("rtl", "cosim"), default="cosim")
+    p.add_argument("--shrink", action="store_true", help="shrink a failing run to a short trace")
+    p.add_argument("--vcd", metavar="FILE", help="waveform of the shrunk failing trace")
+    p.add_argument("--out", metavar="FILE", help="where a failing run's trace goes "
+                   "(default fuzz-NAME-SEED.jsonl)")
+    p.set_defaults(func=cmd_fuzz)
 
     p = sub.add_parser("replay", help="run a trace and check every expect")
     p.add_argument("config")

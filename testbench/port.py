@@ -75,11 +75,13 @@ class ModelBackend(Backend):
 
 
 class CosimBackend(Backend):
-    """Model and RTL in lock step. Every result is compared, and after every op that can
-    change a CSR the whole CSR file too; the RTL's results are the ones returned."""
+    """Model and RTL in lock step. Every result is compared; after every op that can change
+    a CSR, the whole CSR file; after every op that can change the TLB, which slots hold an
+    entry. The RTL's results are the ones returned."""
 
     name = "cosim"
     _CSR_WRITERS = {"csrwr", "tlbsrch", "tlbrd", "translate", "ertn"}
+    _TLB_WRITERS = {"tlbwr", "tlbfill", "tlbclr", "tlbflush", "invtlb"}
 
     def __init__(self, model: ModelBackend, rtl: Backend):
         super().__init__(model.geom, model.cpus)
@@ -98,6 +100,12 @@ class CosimBackend(Backend):
             for name, value in model_csrs.items():
                 if rtl_csrs[name] != value:
                     raise Mismatch(op, f"CSR {name} after the op", value, rtl_csrs[name])
+        if op.kind in self._TLB_WRITERS:
+            want_bits = self.model.tlbs[op.cpu].valid_bits()
+            got_bits = self.rtl.valid_bits(op.cpu)
+            if want_bits != got_bits:
+                raise Mismatch(op, "slots holding an entry (bit per Index) after the op",
+                               want_bits, got_bits)
         self.compared += 1
         return got
 

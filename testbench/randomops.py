@@ -91,7 +91,7 @@ class RandomOps:
 
     def _index(self) -> int:
         g = self.geom
-        if self.rng.random() < 0.05:
+        if self.rng.random() < 0.15:
             return self.rng.randrange(1 << g.index_bits)      # maybe out of range (D18)
         return self.rng.randrange(g.total_entries)
 
@@ -120,14 +120,21 @@ class RandomOps:
         if self.rng.random() < 0.8:
             ps = self._ps() if self.rng.random() < 0.3 else ps
         va += self.rng.randrange(1 << (ps + 1)) & ~0x1FFF if ps < 64 else 0
+        lo0, lo1 = self._elo(), self._elo()
+        if self.rng.random() < 0.25:          # a global pair: G set in both halves (D3)
+            lo0, lo1 = lo0 | 1 << 6, lo1 | 1 << 6
         ops = [self._op("csrwr", csr="TLBEHI", value=self._remember(va)),
-               self._op("csrwr", csr="TLBELO0", value=self._elo()),
-               self._op("csrwr", csr="TLBELO1", value=self._elo()),
+               self._op("csrwr", csr="TLBELO0", value=lo0),
+               self._op("csrwr", csr="TLBELO1", value=lo1),
                self._op("csrwr", csr="TLBIDX", value=self._index() | ps << 24
                         | (self.rng.random() < 0.05) << 31)]
         if self.rng.random() < 0.3:
             ops.insert(0, self._op("csrwr", csr="ASID", value=self.rng.choice(self.asids)))
-        return ops + [self._op("tlbfill")]
+        ops.append(self._op("tlbfill"))
+        if self.rng.random() < 0.3:           # the access retried after its refill
+            ops.append(self._op("translate", va=va, access=self.rng.choice(
+                ("load", "store", "fetch")), port=self.rng.randrange(self.geom.lookup_ports)))
+        return ops
 
     def _tlbwr(self):
         return [self._op("csrwr", csr="TLBEHI", value=self._remember(self._va())),
@@ -152,7 +159,10 @@ class RandomOps:
     def _invtlb(self):
         rng = self.rng
         op = rng.choice((0, 1, 2, 3, 4, 4, 5, 5, 5, 6, 6, 6, 7, rng.randrange(32)))
-        return [self._op("invtlb", inv_op=op, asid=rng.choice(self.asids), va=self._va())]
+        ops = [self._op("invtlb", inv_op=op, asid=rng.choice(self.asids), va=self._va())]
+        if op < 2 and rng.random() < 0.3:
+            ops.append(ops[0])                # on an empty TLB: invalidates nothing
+        return ops
 
     def _csr_setting(self):
         rng, g = self.rng, self.geom

@@ -38,8 +38,8 @@ _HANG_CYCLES = 1 << 18
 class _Cores(Elaboratable):
     """One TLB unit per CPU, side by side in one simulation."""
 
-    def __init__(self, geom: Geometry, cpus: int):
-        self.units = [TLBUnit(geom) for _ in range(cpus)]
+    def __init__(self, geom: Geometry, cpus: int, unit_class=TLBUnit):
+        self.units = [unit_class(geom) for _ in range(cpus)]
 
     def elaborate(self, platform):
         m = Module()
@@ -51,8 +51,8 @@ class _Cores(Elaboratable):
 class _Session:
     """A simulator with its design and the queue its testbench serves."""
 
-    def __init__(self, geom: Geometry, cpus: int):
-        self.top = _Cores(geom, cpus)
+    def __init__(self, geom: Geometry, cpus: int, unit_class=TLBUnit):
+        self.top = _Cores(geom, cpus, unit_class)
         self.sim = Simulator(self.top)
         self.sim.add_clock(1e-6)
         self.sim.add_testbench(self._serve)
@@ -95,6 +95,8 @@ class _Session:
             # the unit's own CSR read values, sampled without driving the read port (each
             # ctx.set re-evaluates the design; the port itself is exercised by csrrd)
             return {name: ctx.get(unit.csr_values[name]) for name in CSR_NAMES}
+        if kind == "valid":
+            return {"bits": ctx.get(unit.e_bits)}
         if kind == "csrwr":
             ctx.set(unit.csr_addr, CSR[a["csr"]])
             ctx.set(unit.csr_wdata, a["value"])
@@ -145,7 +147,7 @@ class _Session:
         return result
 
 
-_SESSIONS: dict[tuple[Geometry, int], _Session] = {}
+_SESSIONS: dict[tuple, _Session] = {}
 
 
 class RTLBackend(Backend):
@@ -153,15 +155,18 @@ class RTLBackend(Backend):
 
     name = "rtl"
 
-    def __init__(self, geom: Geometry, cpus: int = 1, vcd: str | None = None):
+    def __init__(self, geom: Geometry, cpus: int = 1, vcd: str | None = None,
+                 unit_class=TLBUnit):
+        """``unit_class``: the design to simulate (another TLB design with the same ports,
+        e.g. a variant under test); :class:`rtl.TLBUnit` by default."""
         super().__init__(geom, cpus)
-        key = (geom, cpus)
+        key = (geom, cpus, unit_class)
         cached = _SESSIONS.get(key)
         if vcd is None and cached is not None and not cached.in_use:
             cached.restart()
             self._session = cached
         else:
-            self._session = _Session(geom, cpus)
+            self._session = _Session(geom, cpus, unit_class)
             if vcd is None and cached is None:
                 _SESSIONS[key] = self._session
         self._session.in_use = True
@@ -186,6 +191,10 @@ class RTLBackend(Backend):
 
     def csr_snapshot(self, cpu: int) -> dict[str, int]:
         return self.execute(Op("snapshot", {}, cpu))
+
+    def valid_bits(self, cpu: int) -> int:
+        """Bit i set when slot i holds an entry (the unit's E bits, sampled)."""
+        return self.execute(Op("valid", {}, cpu))["bits"]
 
     @property
     def cycles(self) -> int:

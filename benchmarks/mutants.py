@@ -1,0 +1,161 @@
+"""Seeded RTL bugs: does the regression catch each one?
+
+    python benchmarks/mutants.py [--ops N]
+
+Each bug is a one-place patch of the RTL source, applied to a copy of the ``rtl`` package
+loaded under another name at run time: the product code carries no bug switches. The
+regression runs against each variant until its first detection: the hand-written traces in
+cosim, then seeded random cosim runs on several geometries. One line per bug, then
+``killed K of N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import rtl.layouts  # noqa: E402
+import rtl.util  # noqa: E402
+from sw_model.geometry import load_geometry  # noqa: E402
+from testbench.backends import make_backend  # noqa: E402
+from testbench.fuzz import fuzz  # noqa: E402
+from testbench.replay import replay  # noqa: E402
+from testbench.trace import load_trace  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Bug:
+    name: str
+    file: str            # module of the rtl package
+    old: str             # text that occurs exactly once there
+    new: str
+
+
+BUGS = [
+    Bug("match ignores G", "match", "same_asid = tag.g | (tag.asid == self.key_asid)",
+        "same_asid = tag.asid == self.key_asid"),
+    Bug("match ignores ASID", "match", "same_asid = tag.g | (tag.asid == self.key_asid)",
+        "same_asid = tag.g | 1"),
+    Bug("match ignores E", "match", "hits.append(self.e[i] & same_asid & same_pair)",
+        "hits.append(same_asid & same_pair)"),
+    Bug("even/odd chosen by VA[12]", "unit", "{p: va[p] for p in self.geom.page_shifts}",
+        "{p: va[12] for p in self.geom.page_shifts}"),
+    Bug("STLB set index one bit high", "unit",
+        "table = {p: vpn[p - 12:p - 12 + g.set_bits] for p in g.page_shifts}",
+        "table = {p: vpn[p - 11:p - 11 + g.set_bits] for p in g.page_shifts}"),
+    Bug("page mask off by one", "unit", "full & ~((1 << (p - 12)) - 1)",
+        "full & ~((1 << (p - 11)) - 1)"),
+    Bug("NE not inverted on TLBWR/TLBFILL", "unit",
+        "src_e = istlbr | ~csr[\"TLBIDX\"].NE", "src_e = istlbr | csr[\"TLBIDX\"].NE"),
+    Bug("refill-context bank switch missing", "unit",
+        "src_vppn = Mux(istlbr, csr[\"TLBREHI\"].VPPN, csr[\"TLBEHI\"].VPPN)",
+        "src_vppn = csr[\"TLBEHI\"].VPPN"),
+    Bug("INVTLB op 5 also clears globals", "unit", "op5 = inv_op == 5", "op5 = inv_op == 7"),
+    Bug("INVTLB op 6 ignores G", "unit", "op5 = inv_op == 5", "op5 = inv_op >= 5"),
+    Bug("TLBFILL ignores free slots", "unit",
+        "dm.d.comb += slot.eq(Mux(full, policy_choice, onehot_index(free)))",
+        "dm.d.comb += slot.eq(policy_choice)"),
+    Bug("PME raised with D = 1", "unit", "(access == Access.STORE) & ~half.d & ~dwpl_off",
+        "(access == Access.STORE) & half.d & ~dwpl_off"),
+    Bug("RPLV ignored", "unit", "priv_ok = Mux(rplv, plv == half.plv, plv <= half.plv)",
+        "priv_ok = plv <= half.plv"),
+    Bug("DWPL ignored", "unit", "dwpl_off = (plv <= 2) & (csr[\"MISC\"].DWPL >> plv)[0]",
+        "dwpl_off = Const(0)"),
+    Bug("TLBRD copies G to one half only", "unit",
+        "self._elo_from_half(csr[\"TLBELO1\"], entry.lo1, entry.tag.g)",
+        "self._elo_from_half(csr[\"TLBELO1\"], entry.lo1, 0)"),
+    Bug("TLBSRCH leaves NE set on a hit", "unit",
+        "csr[\"TLBIDX\"].Index.eq(slot), csr[\"TLBIDX\"].NE.eq(0)]",
+        "csr[\"TLBIDX\"].Index.eq(slot)]"),
+    Bug("TLBR writes TLBEHI instead of TLBREHI", "unit",
+        "top.d.sync += [csr[\"TLBRBADV\"].VA.eq(va), csr[\"TLBREHI\"].VPPN.eq(vpn),",
+        "top.d.sync += [csr[\"TLBRBADV\"].VA.eq(va), csr[\"TLBEHI\"].VPPN.eq(vpn),"),
+    Bug("ESTAT.Ecode off by one", "unit", "csr[\"ESTAT\"].Ecode.eq(exc.as_value() - 1)",
+        "csr[\"ESTAT\"].Ecode.eq(exc.as_value())"),
+    Bug("LFSR with a wrong tap", "unit", "(lfsr >> 1) ^ 0xB400", "(lfsr >> 1) ^ 0xB408"),
+    Bug("TLBCLR ignores the ASID", "unit", "clear_stlb_set(cur_set, [~r.tag.g & (r.tag.asid == "
+        "cur_asid)", "clear_stlb_set(cur_set, [~r.tag.g & (r.tag.asid == r.tag.asid)"),
+]
+
+_loaded: dict[str, type] = {}
+
+
+def unit_class(bug: Bug) -> type:
+    """The TLBUnit class of the rtl package with ``bug`` applied."""
+    if bug.name in _loaded:
+        return _loaded[bug.name]
+    package = f"rtl_bug_{len(_loaded)}"
+    pkg = types.ModuleType(package)
+    pkg.__path__ = [str(ROOT / "rtl")]
+    sys.modules[package] = pkg
+    sys.modules[f"{package}.layouts"] = rtl.layouts      # the enums the backend drives
+    for name in ("util", "match", "unit"):
+        if name == "util" and bug.file != "util":
+            sys.modules[f"{package}.util"] = rtl.util
+            continue
+        source = (ROOT / "rtl" / f"{name}.py").read_text()
+        if name == bug.file:
+            count = source.count(bug.old)
+            if count != 1:
+                raise SystemExit(f"bug {bug.name!r}: the patched text occurs {count} times "
+                                 f"in rtl/{name}.py")
+            source = source.replace(bug.old, bug.new)
+        module = types.ModuleType(f"{package}.{name}")
+        module.__package__ = package
+        module.__file__ = str(ROOT / "rtl" / f"{name}.py")
+        sys.modules[module.__name__] = module
+        exec(compile(source, f"<{bug.name}: rtl/{name}.py>", "exec"), module.__dict__)
+    _loaded[bug.name] = sys.modules[f"{package}.unit"].TLBUnit
+    return _loaded[bug.name]
+
+
+def hunt(bug: Bug, ops: int = 2000) -> str | None:
+    """The first check that catches ``bug``, or None."""
+    cls = unit_class(bug)
+    tiny = load_geometry(ROOT / "configs" / "tiny.yaml")
+
+    def factory(geom, name, cpus):
+        return make_backend(geom, name, cpus, unit_class=cls)
+
+    for trace in sorted((ROOT / "tests" / "traces").glob("*.jsonl")):
+        if trace.name.startswith("bad_"):
+            continue                     # written to fail on any correct TLB
+        ops_ = load_trace(trace, tiny)
+        cpus = 1 + max(op.cpu for op in ops_)
+        backend = factory(tiny, "cosim", cpus)
+        try:
+            result = replay(ops_, backend, trace.name)
+        finally:
+            backend.close()
+        if not result.ok:
+            return f"trace {trace.name}: {result.failure.split(': ', 1)[-1]}"
+    for config, seed in (("tiny", 1), ("la32r", 2), ("tiny", 3)):
+        geom = load_geometry(ROOT / "configs" / f"{config}.yaml")
+        result = fuzz(geom, ops, seed, backend_factory=factory)
+        if result.failure:
+            return f"fuzz {config} seed {seed} op {result.failed_at}: {result.failure}"
+    return None
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ops", type=int, default=2000, help="random ops per fuzz run")
+    args = parser.parse_args()
+    killed = 0
+    for bug in BUGS:
+        caught = hunt(bug, args.ops)
+        killed += caught is not None
+        print(f"{'killed' if caught else 'SURVIVED':8s} {bug.name}: {caught or '-'}",
+              flush=True)
+    print(f"killed {killed} of {len(BUGS)}")
+    return 0 if killed == len(BUGS) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
