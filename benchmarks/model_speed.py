@@ -38,7 +38,7 @@ def main(config=ROOT / "configs" / "la464.yaml"):
         tlb.tlbfill()
     vas = [rng.choice(pages) + rng.randrange(1 << 15) for _ in range(50000)]
     start = time.perf_counter()
-    for i, va in enumerate(vas):
+    for va in vas:
         tlb.translate(va, "load")
     translations = len(vas) / (time.perf_counter() - start)
     print(f"{geom.name}: {translations:,.0f} translations/s, {fills:,.0f} TLBFILLs/s "

@@ -9,7 +9,6 @@ from __future__ import annotations
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
 
 from sw_model.csr import CSR, CSR_NAMES, sign_extended, write_mask
 from sw_model.geometry import Geometry

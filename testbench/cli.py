@@ -6,8 +6,10 @@ Exit status: 0 success; 1 a check failed; 2 bad input, reported in one line on s
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from pathlib import Path
 
 from sw_model.errors import InputError
 from sw_model.geometry import load_geometry
@@ -26,9 +28,6 @@ class _Parser(argparse.ArgumentParser):
 
 def _writable_target(path: str, what: str) -> str:
     """Fail early (before a long run) when an output path cannot be written."""
-    import os
-    from pathlib import Path
-
     p = Path(path)
     if p.is_dir():
         raise InputError(f"{path}: {what} path is a directory")
@@ -90,7 +89,6 @@ def _variant_path(path: str, variant: str, several: bool) -> str:
     """With several kernel variants, one output file each: NAME.VARIANT.EXT."""
     if not several:
         return path
-    from pathlib import Path
     p = Path(path)
     return str(p.with_name(f"{p.stem}.{variant}{p.suffix}"))
 

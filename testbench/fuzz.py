@@ -119,8 +119,12 @@ class Coverage:
         lines = [f"coverage: {len(self.hits) - len(self.missed)} of {len(self.hits)} bins"]
         names = list(self.hits)
         half = (len(names) + 1) // 2
-        for left, right in zip(names[:half], names[half:] + [""]):
-            cell = lambda n: f"{n:<{width}}{self.hits[n]:>7}" if n else ""  # noqa: E731
+        right_column = names[half:] + [""] * (2 * half - len(names))
+
+        def cell(name):
+            return f"{name:<{width}}{self.hits[name]:>7}" if name else ""
+
+        for left, right in zip(names[:half], right_column, strict=True):
             lines.append(f"  {cell(left)}    {cell(right)}")
         if self.missed:
             lines.append("never hit: " + ", ".join(self.missed))

@@ -20,7 +20,7 @@ from sw_model.kernel.mm import VM_READ, VM_WRITE, Vma
 from sw_model.kernel.pte import MODIFIED, PAGE_SIZE, PROT_PRIVATE_RW, pfn_pte
 
 from .backends import make_backend
-from .port import Mismatch, Recorder, TLBPort
+from .port import Mismatch, TLBPort
 
 SCENARIOS = ("anon", "cow")
 SCHEDULES = ("canonical", "random", "exhaustive")
@@ -104,7 +104,7 @@ class Race:
         backend = make_backend(self.geom, self.backend_name, self.cpus, sim=self.sim, vcd=vcd)
         ports = [TLBPort(backend, i, recorder) for i in range(self.cpus)]
         kernel = Kernel(variant, self.geom.asid_bits, ports)
-        for cpu, port in zip(kernel.cpus, ports):
+        for cpu, port in zip(kernel.cpus, ports, strict=True):
             port.on_op = cpu.count_op
         mm = kernel.new_mm("parent")
         mm.users = self.cpus                          # one thread per CPU
@@ -195,15 +195,15 @@ class Race:
         results: list[RunResult] = []
 
         def replay(prefix):
+            """Run ``prefix``; return its result and the CPUs that could run next."""
+            runnable = []
+
             def go(system):
                 for cpu in prefix:
                     system.step(cpu)
-                state["runnable"] = system.runnable()
-                if not state["runnable"]:
-                    return
-            state = {}
-            result = self._run(variant, go)
-            return result, state.get("runnable", [])
+                runnable.extend(system.runnable())
+
+            return self._run(variant, go), runnable
 
         stack = [[]]
         while stack:

@@ -115,8 +115,8 @@ def test_a_lookup_every_cycle_on_every_port():
     sim.add_testbench(bench)
     sim.run()
     assert len(seen) == len(requests)
-    for got, want in zip(seen, expected):
-        for g, w in zip(got, want):
+    for got, want in zip(seen, expected, strict=True):
+        for g, w in zip(got, want, strict=True):
             assert g["exc"] == w["exc"]
             if w["exc"] == "NONE":
                 assert g["pa"] == w["pa"]

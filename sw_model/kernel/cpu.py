@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections import Counter
 
 from .mm import VM_EXEC, VM_READ, VM_WRITE, AsidAllocator, Mm, PageTables, PhysMem, Vma
-from .pte import (MODIFIED, PAGE_SHIFT, PAGE_SIZE, PGDIR_SHIFT, PRESENT, PS_DEFAULT_SIZE,
-                  VALID, DIRTY, WRITE, pfn_pte, pte_mkdirty, pte_mkspecial, pte_mkwrite,
-                  pte_mkyoung, pte_none, pte_pfn, pte_present, pte_write)
+from .pte import (DIRTY, MODIFIED, PAGE_SHIFT, PAGE_SIZE, PRESENT, PS_DEFAULT_SIZE, VALID,
+                  WRITE, pfn_pte, pte_mkdirty, pte_mkspecial, pte_mkwrite, pte_mkyoung,
+                  pte_none, pte_pfn, pte_present, pte_write)
 
 VARIANTS = ("pre-series", "mm-only", "full-series")
 TLB_INSNS = ("tlbsrch", "tlbrd", "tlbwr", "tlbfill", "tlbclr", "tlbflush", "invtlb")
@@ -152,12 +152,12 @@ class Cpu:
     def handle_tlb_refill(self) -> None:
         """The refill handler: CSR.PGD, LDDIR, LDDIR, LDPTE 0/1, TLBFILL (no present check).
         The hardware reads TLBRBADV for CSR.PGD, LDDIR and LDPTE: one csrrd here."""
-        mem = self.kernel.mem
+        mem, pt = self.kernel.mem, self.kernel.pt
         badv = self.port.csrrd("TLBRBADV")
         pgd = self.pgdl                      # the model has no kernel-half walks (PGDH)
-        pmd_table = mem.read(pgd + 8 * ((badv >> PGDIR_SHIFT) & 2047))      # LDDIR 3
-        pte_table = mem.read(pmd_table + 8 * ((badv >> (PAGE_SHIFT + 11)) & 2047))  # LDDIR 1
-        even = pte_table + 8 * (((badv >> PAGE_SHIFT) & 2047) & ~1)
+        pmd_table = mem.read(pgd + 8 * pt.pgd_index(badv))                  # LDDIR 3
+        pte_table = mem.read(pmd_table + 8 * pt.pmd_index(badv))            # LDDIR 1
+        even = pte_table + 8 * (pt.pte_index(badv) & ~1)
         self.port.csrwr("TLBRELO0", mem.read(even))                         # LDPTE 0
         self.port.csrwr("TLBRELO1", mem.read(even + 8))                     # LDPTE 1
         self.port.tlbfill()
