@@ -96,6 +96,21 @@ class TLBUnit(wiring.Component):
 
     def __init__(self, geom: Geometry):
         self.geom = geom
+        # the E bits, made here so that a simulation wrapper can read them before elaboration
+        self._e_way = [Signal(geom.stlb_sets, name=f"stlb_e_way{w}")
+                       for w in range(geom.stlb_ways)]
+        self._mtlb_e = Signal(geom.mtlb_entries, name="mtlb_e")
+        #: every slot's E bit in Index order (way-major STLB, then the MTLB): what exists,
+        #: for a simulation checker to compare; not a port
+        self.e_bits = Cat(*self._e_way, self._mtlb_e)
+        #: the CSRs: one register per CSR, fields at their architectural positions
+        self.csr = {name: Signal(csr_layout(geom, name), name=f"csr_{name.lower()}")
+                    for name in CSR_NAMES if name not in ("PRCFG3", "STLBPS")}
+        self.csr["STLBPS"] = Signal(csr_layout(geom, "STLBPS"), name="csr_stlbps",
+                                    init={"PS": geom.stlb_page_shift})
+        self.stlbps = self.csr["STLBPS"].PS
+        #: what csrrd returns for each CSR (D17: constants and sign extension included)
+        self.csr_values = {name: self._read_value(name) for name in CSR_NAMES}
         super().__init__({
             "csr_addr": In(14), "csr_rdata": Out(geom.grlen),
             "csr_we": In(1), "csr_wdata": In(geom.grlen),
@@ -106,6 +121,18 @@ class TLBUnit(wiring.Component):
             "multi_hit": Out(1),
             "lookup": Out(LookupSignature(geom)).array(geom.lookup_ports),
         })
+
+    def _read_value(self, name):
+        g = self.geom
+        if name == "PRCFG3":
+            return Const(g.prcfg3, g.grlen)
+        value = self.csr[name].as_value()
+        if name == "ASID":
+            value = value | (g.asid_bits << 16)
+        if sign_extended(g, name):
+            sext = ((1 << g.grlen) - 1) ^ ((1 << g.valen) - 1)
+            value = value | Mux(value[g.valen - 1], sext, 0)
+        return value
 
     # ---- small builders ------------------------------------------------------------------
     def _masks_for_ps(self, m, ps, name):
@@ -154,29 +181,10 @@ class TLBUnit(wiring.Component):
         W, S, M = g.stlb_ways, g.stlb_sets, g.mtlb_entries
         has_stlb = g.has_stlb
 
-        # ---- CSRs: one register per CSR, fields at their architectural positions ----------
-        csr = {name: Signal(csr_layout(g, name), name=f"csr_{name.lower()}")
-               for name in CSR_NAMES if name != "PRCFG3"}
-        self.csr = csr
-        stlbps_init = g.stlb_page_shift
-        csr["STLBPS"] = Signal(csr_layout(g, "STLBPS"), name="csr_stlbps",
-                               init={"PS": stlbps_init})
-        self.stlbps = stlbps = csr["STLBPS"].PS
+        csr = self.csr
+        stlbps = self.stlbps
         istlbr = csr["TLBRERA"].IsTLBR
         cur_asid = csr["ASID"].ASID
-        sext = ((1 << g.grlen) - 1) ^ ((1 << g.valen) - 1)
-
-        def read_value(name):
-            if name == "PRCFG3":
-                return Const(g.prcfg3, g.grlen)
-            value = csr[name].as_value()
-            if name == "ASID":
-                value = value | (g.asid_bits << 16)
-            if sign_extended(g, name):
-                value = value | Mux(value[g.valen - 1], sext, 0)
-            return value
-
-        self.csr_values = {name: read_value(name) for name in CSR_NAMES}
         # the read mux in a module of its own: the simulator then re-evaluates only this
         # when csr_addr changes, not the whole unit
         m.submodules.csr_read = rd = Module()
@@ -205,7 +213,7 @@ class TLBUnit(wiring.Component):
         # ---- storage ---------------------------------------------------------------------
         stlb_layout = stlb_entry_layout(g)
         mtlb_layout = mtlb_entry_layout(g)
-        e_way = [Signal(S, name=f"stlb_e_way{w}") for w in range(W)]
+        e_way = self._e_way
         mems, wports = [], []
         for w in range(W):
             mem = memory.Memory(shape=stlb_layout, depth=S, init=[])
@@ -213,10 +221,7 @@ class TLBUnit(wiring.Component):
             mems.append(mem)
             wports.append(mem.write_port())
         mtlb = [Signal(mtlb_layout, name=f"mtlb{i}") for i in range(M)]
-        mtlb_e = Signal(M, name="mtlb_e")
-        #: every slot's E bit in Index order (way-major STLB, then the MTLB): what exists,
-        #: for a simulation checker to compare; not a port
-        self.e_bits = Cat(*e_way, mtlb_e)
+        mtlb_e = self._mtlb_e
         # each MTLB entry keeps its compare mask (decoded from PS once, when written) in a
         # register beside it: one decoder for the bank instead of one per entry
         mtlb_masks = [Signal(g.vppn_bits, name=f"mtlb{i}_mask") for i in range(M)]

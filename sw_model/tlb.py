@@ -73,7 +73,7 @@ class ReferenceTLB:
         self.multi_hit = False
         self.lfsr = g.seed
         self.rr = {"stlb": 0, "mtlb": 0}
-        self._mtlb_index = None
+        self._changed()
 
     def entry_at(self, index: int) -> Entry | None:
         slot = self.geom.slot_of_index(index)
@@ -168,6 +168,11 @@ class ReferenceTLB:
         if len(hits) > 1:
             hits.sort(key=lambda hit: hit[0])
         return hits
+
+    def _changed(self) -> None:
+        """Entries changed: forget the views derived from them."""
+        self._mtlb_index = None
+        self._valid = None
 
     def _mtlb_tags(self) -> dict[int, dict[int, list[int]]]:
         """PS -> VPPN above PS + 1 -> MTLB entries with E = 1; rebuilt after any change."""
@@ -314,7 +319,7 @@ class ReferenceTLB:
             self.stlb[slot.way][slot.set] = entry
         else:
             self.mtlb[slot.entry] = entry
-            self._mtlb_index = None
+        self._changed()
 
     def tlbwr(self) -> dict:
         """Write the slot TLBIDX.Index names. D18: out of range changes nothing. D19: an MTLB
@@ -370,7 +375,7 @@ class ReferenceTLB:
         for entry in entries:
             if not only_this_asid or (not entry.g and entry.asid == self.asid):
                 entry.e = False
-        self._mtlb_index = None
+        self._changed()
         return self._done()
 
     def tlbclr(self) -> dict:
@@ -406,13 +411,25 @@ class ReferenceTLB:
         for entry in targets:
             if wanted(entry):
                 entry.e = False
-        self._mtlb_index = None
+        self._changed()
         return self._done()
 
     # ---- whole-state views ---------------------------------------------------------------
     def valid_bits(self) -> int:
         """Bit i set when the slot with Index i holds an entry (E = 1)."""
-        return sum(1 << i for i in range(self.geom.total_entries) if self.entry_at(i).e)
+        if self._valid is not None:
+            return self._valid
+        bits = 0
+        sets = self.geom.stlb_sets
+        for way, entries in enumerate(self.stlb):
+            for set_, entry in enumerate(entries):
+                if entry.e:
+                    bits |= 1 << (way * sets + set_)
+        for i, entry in enumerate(self.mtlb):
+            if entry.e:
+                bits |= 1 << (self.geom.stlb_entries + i)
+        self._valid = bits
+        return bits
 
     def csr_snapshot(self) -> dict[str, int]:
         """Every CSR as csrrd would read it."""

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+
 from sw_model.errors import InputError
 from sw_model.geometry import Geometry
 
 from .port import Backend, CosimBackend, ModelBackend
 
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
 BACKENDS = ("model", "rtl", "cosim")
-SIMULATORS = ("pysim",)
+SIMULATORS = ("pysim", "verilator")
 
 
 def make_backend(geom: Geometry, name: str, cpus: int = 1, *, sim: str = "pysim",
@@ -21,10 +27,17 @@ def make_backend(geom: Geometry, name: str, cpus: int = 1, *, sim: str = "pysim"
         if vcd:
             raise InputError("--vcd needs the rtl or cosim backend")
         return ModelBackend(geom, cpus)
-    from .rtl_backend import RTLBackend  # Amaranth only when the RTL is wanted
-
-    rtl = (RTLBackend(geom, cpus, vcd=vcd) if unit_class is None else
-           RTLBackend(geom, cpus, vcd=vcd, unit_class=unit_class))
+    if sim == "verilator":
+        if vcd:
+            raise InputError("--vcd needs --sim pysim")
+        if unit_class is not None:
+            raise InputError("another unit class needs --sim pysim")
+        from .verilator_backend import VerilatorBackend
+        rtl = VerilatorBackend(geom, cpus, progress=_say)
+    else:
+        from .rtl_backend import RTLBackend  # Amaranth only when the RTL is wanted
+        rtl = (RTLBackend(geom, cpus, vcd=vcd) if unit_class is None else
+               RTLBackend(geom, cpus, vcd=vcd, unit_class=unit_class))
     if name == "rtl":
         return rtl
     return CosimBackend(ModelBackend(geom, cpus), rtl)

@@ -159,7 +159,8 @@ def cmd_fuzz(args) -> int:
     if args.vcd:
         _writable_target(args.vcd, "waveform")
     start = time.perf_counter()
-    result = fuzz(geom, args.ops, args.seed, args.cpus, args.backend, progress=progress_bar)
+    result = fuzz(geom, args.ops, args.seed, args.cpus, args.backend, progress=progress_bar,
+                  sim=args.sim)
     elapsed = time.perf_counter() - start
     if sys.stderr.isatty():
         print("", file=sys.stderr)
@@ -234,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--cpus", type=int, default=1)
     p.add_argument("--backend", choices=("rtl", "cosim"), default="cosim")
+    p.add_argument("--sim", choices=SIMULATORS, default="pysim")
     p.add_argument("--shrink", action="store_true", help="shrink a failing run to a short trace")
     p.add_argument("--vcd", metavar="FILE", help="waveform of the shrunk failing trace")
     p.add_argument("--out", metavar="FILE", help="where a failing run's trace goes "

@@ -151,11 +151,14 @@ def _shadow(backend: Backend, geom: Geometry, cpus: int):
 
 
 def fuzz(geom: Geometry, ops: int, seed: int, cpus: int = 1, backend: str = "cosim",
-         progress=None, backend_factory=None) -> FuzzResult:
+         progress=None, backend_factory=None, sim: str = "pysim") -> FuzzResult:
     """Run ``ops`` random operations; stop at the first disagreement."""
     gen = RandomOps(geom, seed, cpus)
     work = gen.take(ops)
-    be = (backend_factory or make_backend)(geom, backend, cpus)
+    if backend_factory is None:
+        be = make_backend(geom, backend, cpus, sim=sim)
+    else:
+        be = backend_factory(geom, backend, cpus)
     tlbs, shadow = _shadow(be, geom, cpus)
     cov = Coverage(geom)
     try:

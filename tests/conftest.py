@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 TRACES = Path(__file__).resolve().parent / "traces"
 
-BACKENDS = ["model", "cosim"]
+#: backend[-simulator]: the RTL runs in Amaranth's simulator and, compiled, in Verilator
+BACKENDS = ["model", "cosim", "cosim-verilator"]
 
 
 def pytest_addoption(parser):
@@ -68,8 +69,12 @@ def make_tlb(backend_name):
     """``make_tlb(geom="tiny", cpus=1)`` -> a TLBPort on CPU 0 in the reset state."""
     made = []
 
+    name, _, sim = backend_name.partition("-")
+    if sim == "verilator":
+        need_verilator()
+
     def make(geom="tiny", cpus=1) -> TLBPort:
-        backend = make_backend(GEOMS[geom], backend_name, cpus)
+        backend = make_backend(GEOMS[geom], name, cpus, sim=sim or "pysim")
         made.append(backend)
         return TLBPort(backend, 0)
 
@@ -80,3 +85,13 @@ def make_tlb(backend_name):
 
 def in_ci() -> bool:
     return bool(os.environ.get("CI"))
+
+
+def need_verilator() -> None:
+    """Skip without Verilator, except under CI, where a missing Verilator is a failure."""
+    import shutil
+
+    if shutil.which("verilator") is None:
+        if in_ci():
+            pytest.fail("verilator is missing (CI must install it)")
+        pytest.skip("verilator is not installed")

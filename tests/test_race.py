@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from conftest import CONFIGS, GEOMS
+from conftest import CONFIGS, GEOMS, need_verilator
 from sw_model.kernel.cpu import VARIANTS, Cpu
 from testbench.cli import main
 from testbench.race import Race, summarize
@@ -63,6 +63,16 @@ def test_the_loser_fixes_its_own_tlb_only_in_full_series():
     # cow: the winner's flush reaches the loser's TLB by IPI (INVTLB op 5 on both CPUs)
     cow = run_canonical("tiny", "cow", "store", "full-series")
     assert cow["cpus"][0]["tlb_ops"]["invtlb"] == 1 and cow["cpus"][1]["tlb_ops"]["invtlb"] == 1
+
+
+def test_canonical_race_on_verilator(capsys):
+    need_verilator()
+    assert main(["race", str(CONFIGS / "tiny.yaml"), "--scenario", "anon", "--access", "store",
+                 "--sim", "verilator", "--json"]) == 0
+    for r in json.loads(capsys.readouterr().out):
+        winner, loser, valid = EXPECTED[("anon", "store")][r["kernel"]]
+        assert (r["cpus"][0]["exceptions"], r["cpus"][1]["exceptions"]) == (winner, loser)
+        assert r["loser_entry_valid_after_fault"] is valid and r["mismatches"] == 0
 
 
 def test_la464_anon_load_all_kernels(capsys):

@@ -13,14 +13,18 @@ from testbench.port import Mismatch
 from testbench.randomops import RandomOps
 from testbench.trace import format_op
 
-from conftest import GEOMS
+from conftest import GEOMS, need_verilator
 
 
+@pytest.mark.parametrize("sim", ["pysim", "verilator"])
 @pytest.mark.parametrize("name, seed", [("tiny", 1), ("mtlb6", 2), ("odd", 3), ("la32r", 4)])
-def test_random_cosim(request, name, seed):
+def test_random_cosim(request, name, seed, sim):
     n = request.config.getoption("--random-ops")
     geom = GEOMS[name]
-    backend = make_backend(geom, "cosim")
+    if sim == "verilator":
+        need_verilator()
+        n *= 5                                   # compiled: more operations for the time
+    backend = make_backend(geom, "cosim", sim=sim)
     gen = RandomOps(geom, seed)
     outcomes = Counter()
     try:

@@ -3,7 +3,7 @@
 import pytest
 from amaranth.sim import Simulator
 
-from conftest import CONFIGS, GEOMS, TRACES
+from conftest import CONFIGS, GEOMS, TRACES, need_verilator
 from rtl.layouts import Access, InsnOp
 from rtl.unit import TLBUnit
 from sw_model.csr import CSR
@@ -24,11 +24,14 @@ BUDGETS = [
 ]
 
 
+@pytest.mark.parametrize("sim", ["pysim", "verilator"])
 @pytest.mark.parametrize("name", ["tiny", "odd"])
-def test_cycle_budgets(name):
+def test_cycle_budgets(name, sim):
     geom = GEOMS[name]
     sets = geom.stlb_sets
-    backend = make_backend(geom, "rtl")
+    if sim == "verilator":
+        need_verilator()
+    backend = make_backend(geom, "rtl", sim=sim)
     port = TLBPort(backend)
     fill(port, 0x8000, elo(4), elo(8))
 
