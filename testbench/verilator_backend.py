@@ -89,7 +89,7 @@ def _harness(geom: Geometry) -> str:
                  "out.push_back(w); }")
     ports = []
     for p in range(geom.lookup_ports):
-        v = lambda f: _vname(f"lookup__{p}__{f}")  # noqa: E731
+        v = lambda f, p=p: _vname(f"lookup__{p}__{f}")  # noqa: E731
         ports.append(f"""      case {p}:
         t->{v('va')} = r.x; t->{v('access')} = r.b & 3; t->{v('effect')} = (r.b >> 2) & 1;
         t->{v('valid')} = 1; t->eval(); tick(t); t->{v('valid')} = 0; t->eval();
