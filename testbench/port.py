@@ -10,9 +10,10 @@ from __future__ import annotations
 from sw_model.geometry import Geometry
 from sw_model.tlb import ReferenceTLB
 
-from .trace import Op, format_op, result_to_expect, show
+from .trace import OUTPUT_CSRS, Op, format_op, result_to_expect, show
 
-__all__ = ["Backend", "ModelBackend", "CosimBackend", "Mismatch", "TLBPort", "Recorder"]
+__all__ = ["Backend", "ModelBackend", "CosimBackend", "Mismatch", "TLBPort", "Recorder",
+           "translate_result", "instruction_result"]
 
 
 class Mismatch(Exception):
@@ -40,8 +41,39 @@ class Backend:
         """A lookup without side effects (not a trace op)."""
         return self.execute(Op("probe", {"va": va, "access": access, "port": 0}, cpu))
 
+    # what cosim checks beside the results; RTL backends answer these two internal ops
+    def csr_snapshot(self, cpu: int) -> dict[str, int]:
+        """Every CSR as csrrd would read it."""
+        return self.execute(Op("snapshot", {}, cpu))
+
+    def valid_bits(self, cpu: int) -> int:
+        """Bit i set when the slot with Index i holds an entry."""
+        return self.execute(Op("valid", {}, cpu))["bits"]
+
     def close(self) -> None:
         """Finish (write a waveform, stop a simulator)."""
+
+
+def translate_result(exc: str, pa: int, mat: int, multi_hit) -> dict:
+    """A translation's result dict from what an RTL backend read off its ports."""
+    result = {"exc": exc}
+    if exc == "NONE":
+        result.update(pa=pa, mat=mat)
+    result["multi_hit"] = bool(multi_hit)
+    return result
+
+
+def instruction_result(kind: str, illegal, slot: int, multi_hit, read_csr) -> dict:
+    """An instruction's result dict from what an RTL backend read off its ports;
+    ``read_csr(name)`` reads the CSRs the instruction writes (OUTPUT_CSRS)."""
+    if kind == "ertn":
+        return {}
+    result = {"illegal": bool(illegal), "multi_hit": bool(multi_hit)}
+    if kind == "tlbfill" and not illegal:
+        result["slot"] = slot
+    for name in OUTPUT_CSRS.get(kind, ()):
+        result[name] = read_csr(name)
+    return result
 
 
 def run_on_model(tlb: ReferenceTLB, op: Op) -> dict:

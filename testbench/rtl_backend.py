@@ -22,15 +22,9 @@ from rtl.unit import TLBUnit
 from sw_model.csr import CSR, CSR_NAMES
 from sw_model.geometry import Geometry
 
-from .port import Backend
+from .port import Backend, instruction_result, translate_result
 from .trace import Op
 
-_INSNS = {"tlbsrch": InsnOp.TLBSRCH, "tlbrd": InsnOp.TLBRD, "tlbwr": InsnOp.TLBWR,
-          "tlbfill": InsnOp.TLBFILL, "tlbclr": InsnOp.TLBCLR, "tlbflush": InsnOp.TLBFLUSH,
-          "invtlb": InsnOp.INVTLB, "ertn": InsnOp.ERTN}
-_OUTPUT_CSRS = {"tlbsrch": ("TLBIDX",),
-                "tlbrd": ("TLBIDX", "TLBEHI", "TLBELO0", "TLBELO1", "ASID")}
-_ACCESS = {"load": Access.LOAD, "store": Access.STORE, "fetch": Access.FETCH}
 #: an instruction that has not finished after this many cycles is a hang
 _HANG_CYCLES = 1 << 18
 
@@ -107,20 +101,16 @@ class _Session:
         if kind in ("translate", "probe"):
             port = unit.lookup[a["port"]]
             ctx.set(port.va, a["va"])
-            ctx.set(port.access, _ACCESS[a["access"]])
+            ctx.set(port.access, Access[a["access"].upper()])
             ctx.set(port.effect, kind == "translate")
             ctx.set(port.valid, 1)
             await self._tick(ctx)
             ctx.set(port.valid, 0)
-            exc = ctx.get(port.exc).name
-            result = {"exc": exc}
-            if exc == "NONE":
-                result.update(pa=ctx.get(port.pa), mat=ctx.get(port.mat))
+            exc, pa, mat = ctx.get(port.exc).name, ctx.get(port.pa), ctx.get(port.mat)
             await self._tick(ctx)          # the exception's CSR writes take effect
-            result["multi_hit"] = bool(ctx.get(unit.multi_hit))
-            return result
+            return translate_result(exc, pa, mat, ctx.get(unit.multi_hit))
         # a TLB instruction: valid until done, results in the done cycle
-        ctx.set(unit.insn_op, _INSNS[kind])
+        ctx.set(unit.insn_op, InsnOp[kind.upper()])
         if kind == "invtlb":
             ctx.set(unit.insn_inv_op, a["inv_op"])
             ctx.set(unit.insn_asid, a["asid"])
@@ -137,14 +127,8 @@ class _Session:
                 break
         else:
             raise RuntimeError(f"the RTL did not finish {kind} in {_HANG_CYCLES} cycles")
-        if kind == "ertn":
-            return {}
-        result = {"illegal": illegal, "multi_hit": bool(ctx.get(unit.multi_hit))}
-        if kind == "tlbfill" and not illegal:
-            result["slot"] = slot
-        for name in _OUTPUT_CSRS.get(kind, ()):
-            result[name] = self._read_csr(ctx, unit, name)
-        return result
+        return instruction_result(kind, illegal, slot, ctx.get(unit.multi_hit),
+                                  lambda name: self._read_csr(ctx, unit, name))
 
 
 _SESSIONS: dict[tuple, _Session] = {}
@@ -188,13 +172,6 @@ class RTLBackend(Backend):
             session.sim.advance()
         result, self.last_cycles = session.results.popleft()
         return result
-
-    def csr_snapshot(self, cpu: int) -> dict[str, int]:
-        return self.execute(Op("snapshot", {}, cpu))
-
-    def valid_bits(self, cpu: int) -> int:
-        """Bit i set when slot i holds an entry (the unit's E bits, sampled)."""
-        return self.execute(Op("valid", {}, cpu))["bits"]
 
     @property
     def cycles(self) -> int:

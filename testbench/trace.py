@@ -17,8 +17,8 @@ from sw_model.csr import ACCESSES, CSR_NAMES, EXC_NAMES
 from sw_model.errors import InputError
 from sw_model.geometry import Geometry
 
-__all__ = ["Op", "OPS", "EXPECT_KEYS", "parse_trace", "load_trace", "format_op", "write_lines",
-           "result_to_expect", "check_expect"]
+__all__ = ["Op", "OPS", "EXPECT_KEYS", "OUTPUT_CSRS", "parse_trace", "load_trace", "format_op",
+           "write_lines", "result_to_expect", "check_expect"]
 
 #: op -> required fields (besides the optional cpu, expect, and port for translate)
 OPS = {
@@ -30,10 +30,13 @@ OPS = {
     "ertn": (),
 }
 _INSN = ("illegal", "multi_hit")
+#: instruction -> the CSRs it writes, which its result reports (read after it)
+OUTPUT_CSRS = {"tlbsrch": ("TLBIDX",),
+               "tlbrd": ("TLBIDX", "TLBEHI", "TLBELO0", "TLBELO1", "ASID")}
 #: op -> the keys its expect may hold (csrrd's expect is a bare number)
 EXPECT_KEYS = {
-    "tlbsrch": _INSN + ("TLBIDX",),
-    "tlbrd": _INSN + ("TLBIDX", "TLBEHI", "TLBELO0", "TLBELO1", "ASID"),
+    "tlbsrch": _INSN + OUTPUT_CSRS["tlbsrch"],
+    "tlbrd": _INSN + OUTPUT_CSRS["tlbrd"],
     "tlbwr": _INSN, "tlbclr": _INSN, "tlbflush": _INSN, "invtlb": _INSN,
     "tlbfill": _INSN + ("slot",),
     "translate": ("exc", "pa", "mat", "multi_hit"),

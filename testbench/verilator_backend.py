@@ -26,24 +26,18 @@ from amaranth import Cat, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl.layouts import InsnOp
+from rtl.layouts import Access, InsnOp
 from rtl.unit import TLBUnit
 from sw_model.csr import CSR, CSR_NAMES, EXC_NAMES
 from sw_model.errors import InputError
 from sw_model.geometry import Geometry
 
-from .port import Backend
+from .port import Backend, instruction_result, translate_result
 from .trace import Op
 
 _REQ = struct.Struct("<BBBBIQQ")
 _KIND = {"reset": 0, "csrrd": 1, "csrwr": 2, "insn": 3, "translate": 4, "valid": 5,
          "snapshot": 6}
-_INSN = {"tlbsrch": InsnOp.TLBSRCH, "tlbrd": InsnOp.TLBRD, "tlbwr": InsnOp.TLBWR,
-         "tlbfill": InsnOp.TLBFILL, "tlbclr": InsnOp.TLBCLR, "tlbflush": InsnOp.TLBFLUSH,
-         "invtlb": InsnOp.INVTLB, "ertn": InsnOp.ERTN}
-_ACCESS = {"load": 0, "store": 1, "fetch": 2}
-_OUTPUT_CSRS = {"tlbsrch": ("TLBIDX",),
-                "tlbrd": ("TLBIDX", "TLBEHI", "TLBELO0", "TLBELO1", "ASID")}
 TOP = "simtop"
 
 
@@ -250,16 +244,16 @@ class VerilatorBackend(Backend):
 
     def __init__(self, geom: Geometry, cpus: int = 1, progress=None):
         super().__init__(geom, cpus)
+        # one cached process per (geometry, CPUs), reset for each new backend; a second
+        # backend while the first is open, or after the process died, gets its own
         key = (geom, cpus)
         proc = _PROCESSES.get(key)
-        if proc is None or proc.in_use or proc.proc.poll() is not None:
-            proc = _Process(build(geom, progress), cpus)
-            if key not in _PROCESSES or _PROCESSES[key].in_use:
-                _PROCESSES.setdefault(key, proc)
-            else:
-                _PROCESSES[key] = proc
-        else:
+        if proc is not None and not proc.in_use and proc.proc.poll() is None:
             proc.call(_KIND["reset"])
+        else:
+            proc = _Process(build(geom, progress), cpus)
+            if key not in _PROCESSES or _PROCESSES[key].proc.poll() is not None:
+                _PROCESSES[key] = proc
         self._proc = proc
         proc.in_use = True
         self.last_cycles = 0
@@ -268,44 +262,29 @@ class VerilatorBackend(Backend):
         a, kind, call = op.args, op.kind, self._proc.call
         cpu = op.cpu
         if kind == "csrrd":
-            return {"value": call(1, cpu, x=CSR[a["csr"]])[0]}
+            return {"value": call(_KIND["csrrd"], cpu, x=CSR[a["csr"]])[0]}
         if kind == "csrwr":
-            call(2, cpu, x=CSR[a["csr"]], y=a["value"])
+            call(_KIND["csrwr"], cpu, x=CSR[a["csr"]], y=a["value"])
             self.last_cycles = 1
             return {}
         if kind in ("translate", "probe"):
             effect = 4 if kind == "translate" else 0
-            exc, pa, mat, multi = call(4, cpu, a=a["port"], b=_ACCESS[a["access"]] | effect,
-                                       x=a["va"])
+            access = Access[a["access"].upper()].value
+            exc, pa, mat, multi = call(_KIND["translate"], cpu, a=a["port"],
+                                       b=access | effect, x=a["va"])
             self.last_cycles = 2
-            result = {"exc": EXC_NAMES[exc]}
-            if exc == 0:
-                result.update(pa=pa, mat=mat)
-            result["multi_hit"] = bool(multi)
-            return result
+            return translate_result(EXC_NAMES[exc], pa, mat, multi)
         if kind == "valid":
-            words = call(5, cpu)
+            words = call(_KIND["valid"], cpu)
             return {"bits": sum(w << (64 * i) for i, w in enumerate(words))}
         if kind == "snapshot":
-            return dict(zip(CSR_NAMES, call(6, cpu), strict=True))
-        args = (a.get("inv_op", 0), a.get("asid", 0), a.get("va", 0))
-        cycles, illegal, slot, multi = call(3, cpu, a=_INSN[kind].value, b=args[0], c=args[1],
-                                            x=args[2])
+            return dict(zip(CSR_NAMES, call(_KIND["snapshot"], cpu), strict=True))
+        cycles, illegal, slot, multi = call(
+            _KIND["insn"], cpu, a=InsnOp[kind.upper()].value, b=a.get("inv_op", 0),
+            c=a.get("asid", 0), x=a.get("va", 0))
         self.last_cycles = cycles
-        if kind == "ertn":
-            return {}
-        result = {"illegal": bool(illegal), "multi_hit": bool(multi)}
-        if kind == "tlbfill" and not illegal:
-            result["slot"] = slot
-        for name in _OUTPUT_CSRS.get(kind, ()):
-            result[name] = call(1, cpu, x=CSR[name])[0]
-        return result
-
-    def csr_snapshot(self, cpu: int) -> dict[str, int]:
-        return self.execute(Op("snapshot", {}, cpu))
-
-    def valid_bits(self, cpu: int) -> int:
-        return self.execute(Op("valid", {}, cpu))["bits"]
+        return instruction_result(kind, illegal, slot, multi,
+                                  lambda name: call(_KIND["csrrd"], cpu, x=CSR[name])[0])
 
     def close(self) -> None:
         self._proc.in_use = False
