@@ -108,8 +108,6 @@ def cmd_race(args) -> int:
     several = len(variants) > 1
     if args.schedule == "exhaustive" and (args.trace or args.vcd):
         raise InputError("--trace and --vcd record one schedule: not with --schedule exhaustive")
-    if args.schedule == "exhaustive" and args.cpus != 2:
-        raise InputError("--schedule exhaustive enumerates 2-CPU races: use --cpus 2")
     for path, what in ((args.trace, "trace"), (args.vcd, "waveform")):
         if path:
             _writable_target(path, what)             # the path as given, then per variant
@@ -181,18 +179,8 @@ def cmd_fuzz(args) -> int:
         write_lines(short_path, trace_lines(small, header + " (shrunk)"))
         print(f"wrote {short_path} ({len(small)} ops still failing)")
         if args.vcd:
-            from .backends import make_backend as mk
-            from .port import Mismatch
-            be = mk(geom, "cosim", args.cpus, vcd=args.vcd)
-            try:
-                for op in small:
-                    be.execute(op)
-            except Mismatch:
-                pass
-            finally:
-                be.close()
+            still_fails(geom, small, args.cpus, vcd=args.vcd)     # shrink kept it failing
             print(f"wrote {args.vcd}")
-        assert still_fails(geom, small, args.cpus)
     return 1
 
 

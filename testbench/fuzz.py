@@ -63,7 +63,7 @@ class Coverage:
 
     @staticmethod
     def _valid(tlb: ReferenceTLB) -> int:
-        return sum(e.e for way in tlb.stlb for e in way) + sum(e.e for e in tlb.mtlb)
+        return tlb.valid_bits().bit_count()
 
     def before(self, tlb: ReferenceTLB, op: Op) -> tuple:
         return (tlb.in_refill, self._valid(tlb) if op.kind == "invtlb" else 0, tlb.lfsr,
@@ -179,8 +179,12 @@ def fuzz(geom: Geometry, ops: int, seed: int, cpus: int = 1, backend: str = "cos
     return FuzzResult(work, ops, cov)
 
 
-def still_fails(geom: Geometry, ops: list[Op], cpus: int, backend_factory=None) -> bool:
-    be = (backend_factory or make_backend)(geom, "cosim", cpus)
+def still_fails(geom: Geometry, ops: list[Op], cpus: int, backend_factory=None,
+                vcd: str | None = None) -> bool:
+    """Whether ``ops`` still make the model and the RTL disagree; with ``vcd``, the run's
+    waveform is written there."""
+    extra = {"vcd": vcd} if vcd else {}
+    be = (backend_factory or make_backend)(geom, "cosim", cpus, **extra)
     try:
         for op in ops:
             be.execute(op)
