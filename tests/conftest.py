@@ -87,11 +87,17 @@ def in_ci() -> bool:
     return bool(os.environ.get("CI"))
 
 
-def need_verilator() -> None:
-    """Skip without Verilator, except under CI, where a missing Verilator is a failure."""
+def need_tool(name: str) -> str:
+    """The path of a tool; skip without it, except under CI, where that is a failure."""
     import shutil
 
-    if shutil.which("verilator") is None:
+    path = shutil.which(name)
+    if path is None:
         if in_ci():
-            pytest.fail("verilator is missing (CI must install it)")
-        pytest.skip("verilator is not installed")
+            pytest.fail(f"{name} is missing (CI must install it)")
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+def need_verilator() -> None:
+    need_tool("verilator")

@@ -1,11 +1,10 @@
 """Verilog / RTLIL export of every preset, checked by Verilator's linter and Icarus."""
 
-import shutil
 import subprocess
 
 import pytest
 
-from conftest import CONFIGS, GEOMS, in_ci
+from conftest import CONFIGS, GEOMS, need_tool
 from rtl.export import TOP_NAME, convert
 from testbench.cli import main
 
@@ -13,15 +12,6 @@ PRESETS = ["tiny", "la32r", "la464"]
 #: the only warnings Verilator raises on Yosys-written Verilog by construction: constants
 #: narrower than the other operand, and casez without a default
 YOSYS_STYLE_WARNINGS = {"WIDTH", "CASEINCOMPLETE"}
-
-
-def tool(name):
-    path = shutil.which(name)
-    if path is None:
-        if in_ci():
-            pytest.fail(f"{name} is missing (CI must install it)")
-        pytest.skip(f"{name} is not installed")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +29,8 @@ def verilog(tmp_path_factory):
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_verilator_lint(verilog, name):
-    proc = subprocess.run([tool("verilator"), "--lint-only", "-Wno-fatal", str(verilog(name))],
-                          capture_output=True, text=True)
+    proc = subprocess.run([need_tool("verilator"), "--lint-only", "-Wno-fatal",
+                           str(verilog(name))], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "%Error" not in proc.stderr
     kinds = {line.split(":")[0].split("-", 1)[1] for line in proc.stderr.splitlines()
@@ -50,8 +40,8 @@ def test_verilator_lint(verilog, name):
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_icarus_compiles(verilog, name, tmp_path):
-    proc = subprocess.run([tool("iverilog"), "-o", str(tmp_path / "a.vvp"), str(verilog(name))],
-                          capture_output=True, text=True)
+    proc = subprocess.run([need_tool("iverilog"), "-o", str(tmp_path / "a.vvp"),
+                           str(verilog(name))], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
