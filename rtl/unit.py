@@ -225,7 +225,6 @@ class TLBUnit(wiring.Component):
         # each MTLB entry keeps its compare mask (decoded from PS once, when written) in a
         # register beside it: one decoder for the bank instead of one per entry
         mtlb_masks = [Signal(g.vppn_bits, name=f"mtlb{i}_mask") for i in range(M)]
-        self._mtlb_masks = mtlb_masks
         stlb_mask = self._masks_for_ps(m, stlbps, "stlb_mask") if has_stlb else None
 
         # builders used by the lookup ports and the instruction unit; ``mod`` is the module
@@ -262,8 +261,8 @@ class TLBUnit(wiring.Component):
                               mtlb_match, multi_hit)
 
         # ---- instruction unit ------------------------------------------------------------
-        self._instructions(m, csr, mems, wports, e_way, e_of_set, mtlb, mtlb_e, stlb_match,
-                           mtlb_match, multi_hit, istlbr, cur_asid)
+        self._instructions(m, csr, mems, wports, e_way, e_of_set, mtlb, mtlb_e, mtlb_masks,
+                           stlb_match, mtlb_match, multi_hit, istlbr, cur_asid)
         return m
 
     def _lookup_port(self, m, top, p, csr, mems, wports, e_way, e_of_set, mtlb, stlb_match,
@@ -364,8 +363,8 @@ class TLBUnit(wiring.Component):
                                csr["ESTAT"].Ecode.eq(exc.as_value() - 1),
                                csr["ESTAT"].EsubCode.eq(0)]
 
-    def _instructions(self, m, csr, mems, wports, e_way, e_of_set, mtlb, mtlb_e, stlb_match,
-                      mtlb_match, multi_hit, istlbr, cur_asid):
+    def _instructions(self, m, csr, mems, wports, e_way, e_of_set, mtlb, mtlb_e, mtlb_masks,
+                      stlb_match, mtlb_match, multi_hit, istlbr, cur_asid):
         g = self.geom
         W, S, M = g.stlb_ways, g.stlb_sets, g.mtlb_entries
         set_bits = g.set_bits
@@ -670,7 +669,7 @@ class TLBUnit(wiring.Component):
                 m.d.sync += rr_stlb.eq(Mux(rr_stlb == W - 1, 0, rr_stlb + 1))
         for i in range(M):
             with m.If(mtlb_we[i]):
-                m.d.sync += [mtlb[i].eq(new_entry), self._mtlb_masks[i].eq(new_mask)]
+                m.d.sync += [mtlb[i].eq(new_entry), mtlb_masks[i].eq(new_mask)]
         m.d.sync += mtlb_e.eq((mtlb_e & ~mtlb_clear & ~mtlb_we) | Mux(src_e, mtlb_we, 0))
         with m.If(step_policy_mtlb):
             m.d.sync += rr_mtlb.eq(Mux(rr_mtlb == M - 1, 0, rr_mtlb + 1))
