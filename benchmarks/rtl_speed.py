@@ -1,15 +1,21 @@
 """Simulation speed and Verilog export time.
 
-    python benchmarks/rtl_speed.py [--ops N]
+    python benchmarks/rtl_speed.py [--ops N] [--replay-ops M]
 
 Random operations (testbench.randomops, seed 7) on tiny and la464 through: the reference
 model alone; the RTL alone and in cosim, in Amaranth's simulator (pysim) and compiled by
-Verilator; then the time to export la464 to Verilog. Building a Verilator model is cached
-and not counted (the first run builds it).
+Verilator, one op per exchange; then ``loongtlb replay --backend rtl --sim verilator`` of an
+M-op trace with every expect (default 1,000,000), end to end in a fresh process, where the
+harness parses and checks the trace itself; then the time to export la464 to Verilog.
+Building a Verilator model is cached and not counted (the first run builds it); writing the
+replay trace (with the model) is not counted either.
 """
 
 import argparse
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,7 +25,9 @@ sys.path.insert(0, str(ROOT))
 from rtl.export import convert  # noqa: E402
 from sw_model.geometry import load_geometry  # noqa: E402
 from testbench.backends import make_backend  # noqa: E402
+from testbench.port import ModelBackend, Recorder  # noqa: E402
 from testbench.randomops import RandomOps  # noqa: E402
+from testbench.trace import write_lines  # noqa: E402
 
 
 def rate(geom, backend: str, sim: str, ops: int) -> float:
@@ -33,22 +41,48 @@ def rate(geom, backend: str, sim: str, ops: int) -> float:
     return ops / elapsed
 
 
+def replay_rate(geom, ops: int, workdir: str) -> float:
+    """End-to-end ops/s of replay (rtl, verilator) of an ``ops``-op trace with expects."""
+    path = Path(workdir) / f"{geom.name}-{ops}.jsonl"
+    model, recorder = ModelBackend(geom), Recorder()
+    for op in RandomOps(geom, seed=7).take(ops):
+        recorder.record(op, model.execute(op))
+    write_lines(path, recorder.lines)
+    cmd = [sys.executable, "-m", "testbench.cli", "replay", geom.source, str(path),
+           "--backend", "rtl", "--sim", "verilator"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"replay failed: {proc.stdout}{proc.stderr}")
+    return ops / elapsed
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--ops", type=int, default=2000, help="ops per pysim run (x20 else)")
+    parser.add_argument("--replay-ops", type=int, default=1_000_000,
+                        help="ops in the replayed trace")
     args = parser.parse_args()
     print(f"{'geometry':8s} {'model':>9s} {'pysim rtl':>10s} {'pysim cosim':>12s} "
-          f"{'verilator rtl':>14s} {'verilator cosim':>16s}   (ops/s)")
-    for name in ("tiny", "la464"):
-        geom = load_geometry(ROOT / "configs" / f"{name}.yaml")
-        make_backend(geom, "rtl", sim="verilator").close()        # build (cached) first
-        model = rate(geom, "model", "pysim", args.ops * 20)
-        p_rtl = rate(geom, "rtl", "pysim", args.ops)
-        p_cosim = rate(geom, "cosim", "pysim", args.ops)
-        v_rtl = rate(geom, "rtl", "verilator", args.ops * 20)
-        v_cosim = rate(geom, "cosim", "verilator", args.ops * 20)
-        print(f"{name:8s} {model:9.0f} {p_rtl:10.0f} {p_cosim:12.0f} {v_rtl:14.0f} "
-              f"{v_cosim:16.0f}   cosim: verilator {v_cosim / p_cosim:.0f}x pysim")
+          f"{'verilator rtl':>14s} {'verilator cosim':>16s} {'verilator replay':>17s}"
+          "   (ops/s)")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("tiny", "la464"):
+            geom = load_geometry(ROOT / "configs" / f"{name}.yaml")
+            make_backend(geom, "rtl", sim="verilator").close()      # build (cached) first
+            model = rate(geom, "model", "pysim", args.ops * 20)
+            p_rtl = rate(geom, "rtl", "pysim", args.ops)
+            p_cosim = rate(geom, "cosim", "pysim", args.ops)
+            v_rtl = rate(geom, "rtl", "verilator", args.ops * 20)
+            v_cosim = rate(geom, "cosim", "verilator", args.ops * 20)
+            v_replay = replay_rate(geom, args.replay_ops, tmp)
+            print(f"{name:8s} {model:9.0f} {p_rtl:10.0f} {p_cosim:12.0f} {v_rtl:14.0f} "
+                  f"{v_cosim:16.0f} {v_replay:17.0f}")
+            print(f"{'':8s} ratios: verilator/pysim rtl {v_rtl / p_rtl:.0f}x, cosim "
+                  f"{v_cosim / p_cosim:.0f}x; replay/pysim rtl {v_replay / p_rtl:.0f}x; "
+                  f"model/verilator cosim {model / v_cosim:.1f}x", flush=True)
     geom = load_geometry(ROOT / "configs" / "la464.yaml")
     start = time.perf_counter()
     text = convert(geom)

@@ -308,6 +308,19 @@ class TLBUnit(wiring.Component):
             lo0, lo1, ps = m_lo0, m_lo1, m_ps
         ps_sig = Signal(6, name=f"lk{p}_ps")
         m.d.comb += ps_sig.eq(ps)
+        if g.lookup_latency == 2:
+            # a register between the match and the checks: the hit entry's halves and what
+            # the checks and the exception's CSR writes need, one cycle on
+            def stage(value, name):
+                reg = Signal.like(value, name=f"lk{p}_{name}_r")
+                m.d.sync += reg.eq(value)
+                return reg
+            va, access, effect, valid = (stage(va, "va"), stage(access, "access"),
+                                         stage(effect, "effect"), stage(valid, "valid"))
+            hit, multi = stage(hit, "hit"), stage(multi, "multi")
+            lo0, lo1 = stage(lo0, "lo0"), stage(lo1, "lo1")
+            ps_sig = stage(ps_sig, "ps")
+            vpn = va[13:g.valen]
         half = Signal(half_layout(g), name=f"lk{p}_half")
         odd = self._half_bit(m, va, ps_sig, f"lk{p}_odd")
         m.d.comb += half.eq(Mux(odd, lo1, lo0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Mux, Signal, Value, unsigned
+from amaranth.lib.wiring import In
 from amaranth.utils import ceil_log2
 
 
@@ -43,11 +44,14 @@ def onehot_mux(onehot: Value, values: list[Value]) -> Value:
     """``values[i]`` where ``onehot[i]`` is set (0 when none is), as an AND-OR tree."""
     # Mux, not AND with onehot[i].replicate(width): a replicated expression is emitted
     # once per bit, which multiplies the netlist (and the export time) by the width.
-    width = max(len(Value.cast(v)) for v in values)
-    result = Const(0, width)
-    for i, v in enumerate(values):
-        result = result | Mux(onehot[i], v, 0)
-    return result
+    # A balanced OR tree: a chain would put n ORs on the path of the first value.
+    terms = [Mux(onehot[i], v, 0) for i, v in enumerate(values)]
+    if not terms:
+        return Const(0, 1)
+    while len(terms) > 1:
+        terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
 
 
 def case_of(m: Module, selector: Value, table: dict[int, int | Value], width: int,
@@ -72,3 +76,17 @@ def decoder(m: Module, index: Value, n: int, name: str) -> Signal:
     out = Signal(n, name=name)
     m.d.comb += out.eq(Cat(index == i for i in range(n)))
     return out
+
+
+def connect_ports(m: Module, outer, inner, domain: str = "comb") -> None:
+    """Drive every port of component ``inner`` from the same-named port of ``outer`` (inputs)
+    and the other way round (outputs), in ``domain``: ``comb`` passes them through, ``sync``
+    puts a register on each."""
+    for path, member, value in inner.signature.flatten(inner):
+        port = outer
+        for step in path:
+            port = getattr(port, step) if isinstance(step, str) else port[step]
+        if member.flow == In:
+            m.d[domain] += value.eq(port)
+        else:
+            m.d[domain] += port.eq(value)

@@ -57,6 +57,8 @@ class Geometry:
     seed: int
     #: number of translation ports
     lookup_ports: int
+    #: cycles from a lookup request to its result: 1, or 2 with a register after the match
+    lookup_latency: int = 1
     source: str = field(default="<dict>", compare=False)
 
     # ---- derived sizes ---------------------------------------------------------------------
@@ -148,7 +150,8 @@ class Geometry:
         lines.append(f"page shifts {', '.join(map(str, self.page_shifts))}; "
                      f"STLBPS at reset {self.stlb_page_shift}")
         seed = f" seed 0x{self.seed:04x}" if self.policy == "lfsr" else ""
-        lines.append(f"replacement {self.policy}{seed}; lookup ports {self.lookup_ports}")
+        lines.append(f"replacement {self.policy}{seed}; lookup ports {self.lookup_ports}, "
+                     f"latency {self.lookup_latency} cycle{'s' if self.lookup_latency > 1 else ''}")
         lines.append(f"PRCFG3 0x{self.prcfg3:08x}")
         return lines
 
@@ -156,8 +159,8 @@ class Geometry:
 # ---- loading and validation -------------------------------------------------------------------
 
 _TOP_KEYS = {"name", "grlen", "valen", "palen", "asid_bits", "stlb", "mtlb", "stlb_page_shift",
-             "page_shifts", "replacement", "lookup_ports"}
-_REQUIRED = _TOP_KEYS - {"grlen", "stlb"}
+             "page_shifts", "replacement", "lookup_ports", "lookup_latency"}
+_REQUIRED = _TOP_KEYS - {"grlen", "stlb", "lookup_latency"}
 
 
 class _Checker:
@@ -244,11 +247,13 @@ def geometry_from_dict(data, source: str = "<dict>") -> Geometry:
     elif seed is not None:
         seed = c.integer(seed, "replacement.seed", 1, 0xFFFF)
     ports = c.integer(data["lookup_ports"], "lookup_ports", 1, 16)
+    latency = c.integer(data.get("lookup_latency", 1), "lookup_latency", 1, 2)
 
     return Geometry(name=name, grlen=grlen, valen=valen, palen=palen, asid_bits=asid_bits,
                     stlb_ways=ways, stlb_sets=sets, mtlb_entries=entries,
                     stlb_page_shift=stlbps, page_shifts=tuple(sorted(shifts)), policy=policy,
-                    seed=seed or 1, lookup_ports=ports, source=source)
+                    seed=seed or 1, lookup_ports=ports, lookup_latency=latency,
+                    source=source)
 
 
 def load_geometry(path) -> Geometry:

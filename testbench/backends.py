@@ -10,7 +10,7 @@ from sw_model.geometry import Geometry
 from .port import Backend, CosimBackend, ModelBackend
 
 
-def _say(message: str) -> None:
+def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 BACKENDS = ("model", "rtl", "cosim")
@@ -33,7 +33,7 @@ def make_backend(geom: Geometry, name: str, cpus: int = 1, *, sim: str = "pysim"
         if unit_class is not None:
             raise InputError("another unit class needs --sim pysim")
         from .verilator_backend import VerilatorBackend
-        rtl = VerilatorBackend(geom, cpus, progress=_say)
+        rtl = VerilatorBackend(geom, cpus, progress=say)
     else:
         from .rtl_backend import RTLBackend  # Amaranth only when the RTL is wanted
         rtl = (RTLBackend(geom, cpus, vcd=vcd) if unit_class is None else

@@ -14,7 +14,7 @@ from pathlib import Path
 from sw_model.errors import InputError
 from sw_model.geometry import load_geometry
 
-from .backends import BACKENDS, SIMULATORS, make_backend
+from .backends import BACKENDS, SIMULATORS, make_backend, say
 
 PROG = "loongtlb"
 
@@ -50,23 +50,33 @@ def cmd_replay(args) -> int:
     from .trace import load_trace
 
     geom = load_geometry(args.config)
-    ops = load_trace(args.trace, geom)
     if args.vcd:
         _writable_target(args.vcd, "waveform")
-    cpus = 1 + max((op.cpu for op in ops), default=0)
-    backend = make_backend(geom, args.backend, cpus, sim=args.sim, vcd=args.vcd)
+    result = None
+    exe = None
+    if args.backend == "rtl" and args.sim == "verilator" and not args.vcd:
+        from .verilator_backend import build, replay_file
+        exe = build(geom, progress=say)        # before the clock starts: cached after once
     start = time.perf_counter()
-    try:
-        result = replay(ops, backend, args.trace)
-    finally:
-        backend.close()
+    if exe is not None:
+        # the harness parses and checks the trace itself; None: Python's parser decides
+        result = replay_file(geom, args.trace, exe)
+    if result is None:
+        ops = load_trace(args.trace, geom)
+        cpus = 1 + max((op.cpu for op in ops), default=0)
+        backend = make_backend(geom, args.backend, cpus, sim=args.sim, vcd=args.vcd)
+        try:
+            result = replay(ops, backend, args.trace)
+        finally:
+            backend.close()
     elapsed = time.perf_counter() - start
     if not result.ok:
         print(f"FAIL {result.failure}", file=sys.stderr)
         return 1
+    cpus = result.cpus
     print(f"ok {args.trace}: {result.ops} ops on {cpus} CPU{'s' if cpus > 1 else ''}, "
           f"{result.expects} expected values met, backend {args.backend}, "
-          f"{elapsed:.2f} s")
+          f"{elapsed:.2f} s ({result.ops / max(elapsed, 1e-9):,.0f} ops/s)")
     return 0
 
 
@@ -184,6 +194,33 @@ def cmd_fuzz(args) -> int:
     return 1
 
 
+def cmd_synth(args) -> int:
+    import json
+
+    from rtl.synth import SynthError, check_tools, resolve_device, synthesize
+
+    geom = load_geometry(args.config)
+    resolve_device(args.target, args.device, args.speed)          # bad names: before the run
+    if args.freq <= 0:
+        raise InputError(f"--freq {args.freq:g}: must be positive")
+    if args.workdir and Path(args.workdir).exists() and not Path(args.workdir).is_dir():
+        raise InputError(f"{args.workdir}: --workdir is not a directory")
+    check_tools()
+    try:
+        report = synthesize(geom, args.target, args.device, args.speed, args.freq,
+                            args.workdir, args.seed, progress=say)
+    except SynthError as err:
+        if args.json:
+            print(json.dumps({"config": geom.name, "target": args.target, "error": str(err)}))
+        print(f"FAIL {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2))
+    else:
+        print("\n".join(report.lines()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="LoongArch TLB: RTL, reference model and the "
                      "Linux lost-race fault path")
@@ -229,6 +266,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE", help="where a failing run's trace goes "
                    "(default fuzz-NAME-SEED.jsonl)")
     p.set_defaults(func=cmd_fuzz)
+
+    p = sub.add_parser("synth", help="FPGA resources and Fmax (Yosys and nextpnr, the fpga "
+                       "extra)")
+    p.add_argument("config")
+    p.add_argument("--target", choices=("ecp5", "ice40"), required=True)
+    p.add_argument("--device", help="ecp5: 25k 45k 85k ... (default 85k); ice40: hx1k hx8k "
+                   "up5k ... (default hx8k)")
+    p.add_argument("--speed", help="ECP5 speed grade 6, 7 or 8 (default 8)")
+    p.add_argument("--freq", type=float, default=100.0, metavar="MHZ",
+                   help="the clock nextpnr aims for (default 100)")
+    p.add_argument("--seed", type=int, default=1, help="placer seed")
+    p.add_argument("--workdir", metavar="DIR", help="keep netlists, logs and reports here")
+    p.add_argument("--json", action="store_true", help="print the JSON report only")
+    p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("replay", help="run a trace and check every expect")
     p.add_argument("config")

@@ -37,18 +37,25 @@ class Backend:
     def execute(self, op: Op) -> dict:
         raise NotImplementedError
 
+    def execute_batch(self, ops: list[Op]) -> list[dict]:
+        """Run ops in order; backends that can run a batch in one exchange override this."""
+        return [self.execute(op) for op in ops]
+
     def probe(self, cpu: int, va: int, access: str) -> dict:
         """A lookup without side effects (not a trace op)."""
         return self.execute(Op("probe", {"va": va, "access": access, "port": 0}, cpu))
 
-    # what cosim checks beside the results; RTL backends answer these two internal ops
-    def csr_snapshot(self, cpu: int) -> dict[str, int]:
-        """Every CSR as csrrd would read it."""
-        return self.execute(Op("snapshot", {}, cpu))
-
-    def valid_bits(self, cpu: int) -> int:
-        """Bit i set when the slot with Index i holds an entry."""
-        return self.execute(Op("valid", {}, cpu))["bits"]
+    def execute_observed(self, op: Op, csrs: bool, valid: bool):
+        """What cosim checks: ``execute(op)``, then (when asked) every CSR as csrrd would
+        read it and the slots holding an entry (bit i for Index i), from the internal ops
+        ``snapshot`` and ``valid`` that RTL backends answer: ``(result, CSRs or None, bits
+        or None)``, in one exchange where the backend can."""
+        extra = ([Op("snapshot", {}, op.cpu)] if csrs else []) + \
+            ([Op("valid", {}, op.cpu)] if valid else [])
+        result, *rest = self.execute_batch([op, *extra])
+        snapshot = rest.pop(0) if csrs else None
+        bits = rest.pop(0)["bits"] if valid else None
+        return result, snapshot, bits
 
     def close(self) -> None:
         """Finish (write a waveform, stop a simulator)."""
@@ -122,19 +129,18 @@ class CosimBackend(Backend):
 
     def execute(self, op: Op) -> dict:
         want = self.model.execute(op)
-        got = self.rtl.execute(op)
+        got, rtl_csrs, got_bits = self.rtl.execute_observed(
+            op, op.kind in self._CSR_WRITERS, op.kind in self._TLB_WRITERS)
         for key in sorted(set(want) | set(got)):
             if want.get(key) != got.get(key):
                 raise Mismatch(op, key, want.get(key), got.get(key))
-        if op.kind in self._CSR_WRITERS:
+        if rtl_csrs is not None:
             model_csrs = self.model.tlbs[op.cpu].csr_snapshot()
-            rtl_csrs = self.rtl.csr_snapshot(op.cpu)
             for name, value in model_csrs.items():
                 if rtl_csrs[name] != value:
                     raise Mismatch(op, f"CSR {name} after the op", value, rtl_csrs[name])
-        if op.kind in self._TLB_WRITERS:
+        if got_bits is not None:
             want_bits = self.model.tlbs[op.cpu].valid_bits()
-            got_bits = self.rtl.valid_bits(op.cpu)
             if want_bits != got_bits:
                 raise Mismatch(op, "slots holding an entry (bit per Index) after the op",
                                want_bits, got_bits)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .port import Backend, Mismatch, TLBPort
+from .port import Backend, Mismatch
 from .trace import Op, check_expect, show
 
 
@@ -15,23 +15,33 @@ class ReplayResult:
     expects: int
     #: one line describing the first failure (None when ok)
     failure: str | None = None
+    cpus: int = 1
 
 
-def replay(ops: list[Op], backend: Backend, source: str = "trace") -> ReplayResult:
-    ports = {}
+def where(op: Op, source: str) -> str:
+    """Where an op is, as failure messages name it."""
+    return f"{source}:{op.line}: {op.kind}" + (f" (cpu {op.cpu})" if op.cpu else "")
+
+
+def replay(ops: list[Op], backend: Backend, source: str = "trace",
+           batch: int = 1024) -> ReplayResult:
+    """Run ``ops`` and check every expect, stopping at the first failure. Ops go to the
+    backend in batches (one exchange each where the backend can, e.g. Verilator)."""
     met = 0
-    for done, op in enumerate(ops):
-        port = ports.setdefault(op.cpu, TLBPort(backend, op.cpu))
-        where = f"{source}:{op.line}: {op.kind}" + (f" (cpu {op.cpu})" if op.cpu else "")
+    cpus = 1 + max((op.cpu for op in ops), default=0)
+    for start in range(0, len(ops), batch):
+        chunk = ops[start:start + batch]
         try:
-            result = port.run(op)
+            results = backend.execute_batch(chunk)
         except Mismatch as err:
-            return ReplayResult(False, done, met, f"{where}: model and RTL disagree: "
-                                f"{err.key}: model {show(err.model)}, rtl {show(err.rtl)}")
-        miss = check_expect(op, result)
-        if miss is not None:
-            return ReplayResult(False, done, met, f"{where}: {miss}")
-        if op.expect is not None:
-            met += 1 if op.kind == "csrrd" else len(op.expect)
-    return ReplayResult(True, len(ops), met)
-
+            done = start + next(i for i, op in enumerate(chunk) if op is err.op)
+            return ReplayResult(False, done, met, f"{where(err.op, source)}: model and RTL "
+                                f"disagree: {err.key}: model {show(err.model)}, "
+                                f"rtl {show(err.rtl)}", cpus)
+        for i, (op, result) in enumerate(zip(chunk, results, strict=True)):
+            miss = check_expect(op, result)
+            if miss is not None:
+                return ReplayResult(False, start + i, met, f"{where(op, source)}: {miss}", cpus)
+            if op.expect is not None:
+                met += 1 if op.kind == "csrrd" else len(op.expect)
+    return ReplayResult(True, len(ops), met, None, cpus)

@@ -106,6 +106,8 @@ class _Session:
             ctx.set(port.valid, 1)
             await self._tick(ctx)
             ctx.set(port.valid, 0)
+            for _ in range(unit.geom.lookup_latency - 1):
+                await self._tick(ctx)
             exc, pa, mat = ctx.get(port.exc).name, ctx.get(port.pa), ctx.get(port.mat)
             await self._tick(ctx)          # the exception's CSR writes take effect
             return translate_result(exc, pa, mat, ctx.get(unit.multi_hit))

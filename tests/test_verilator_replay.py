@@ -1,0 +1,114 @@
+"""Replay inside the Verilator harness (issue #6): the harness parses the trace and checks
+every expect itself. It must agree with Python's replay on every result, every failure
+message and every count, and hand back (never accept) any trace Python refuses."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import CONFIGS, GEOMS, TRACES, need_verilator
+from testbench.backends import make_backend
+from testbench.cli import main
+from testbench.replay import replay
+from testbench.trace import load_trace
+
+BAD = Path(__file__).resolve().parent / "badinput" / "traces"
+
+
+@pytest.fixture(scope="module")
+def exe():
+    need_verilator()
+    from testbench.verilator_backend import build
+    return build(GEOMS["tiny"])
+
+
+def python_replay(path):
+    geom = GEOMS["tiny"]
+    ops = load_trace(path, geom)
+    backend = make_backend(geom, "rtl", 1 + max(op.cpu for op in ops), sim="verilator")
+    try:
+        return replay(ops, backend, str(path))
+    finally:
+        backend.close()
+
+
+def harness_replay(path, exe):
+    from testbench.verilator_backend import replay_file
+    return replay_file(GEOMS["tiny"], path, exe)
+
+
+@pytest.mark.parametrize("name", ["refill.jsonl", "two_cpus.jsonl", "bad_expect.jsonl"])
+def test_same_as_python(name, exe):
+    fast = harness_replay(TRACES / name, exe)
+    assert fast is not None                      # the plain form: no fallback
+    assert fast == python_replay(TRACES / name)  # ok, ops, expects, failure line, CPUs
+
+
+def _forms(lines):
+    """The same trace written in other valid ways."""
+    objs = [(line if line.startswith("#") or not line.strip() else json.loads(line))
+            for line in lines]
+
+    def write(transform, end="\n"):
+        return "".join((o if isinstance(o, str) else transform(o)) + end for o in objs)
+
+    def ints(o):
+        return {k: (int(v, 16) if isinstance(v, str) and v.startswith("0x") else
+                    ints(v) if isinstance(v, dict) else v) for k, v in o.items()}
+    return {
+        "compact": (write(lambda o: json.dumps(o, separators=(",", ":"))), True),
+        "reversed keys, spaces": (write(lambda o: "  " + json.dumps(dict(reversed(
+            list(o.items())))) + " \t"), True),
+        "integers": (write(lambda o: json.dumps(ints(o))), True),
+        "upper-case hex": (write(lambda o: json.dumps(o).replace('"0x', '"0X')), True),
+        "CRLF": (write(json.dumps, "\r\n"), True),
+        "escaped CSR names": (write(lambda o: json.dumps(o).replace('"TLB', '"\\u0054LB')),
+                              False),
+        "hex with underscores": (write(lambda o: json.dumps(o).replace(
+            '"0x1', '"0x_1')), False),
+    }
+
+
+@pytest.mark.parametrize("form", list(_forms([])))
+def test_other_valid_forms(form, exe, tmp_path, capsys):
+    lines = (TRACES / "refill.jsonl").read_text().splitlines()
+    text, fast_path = _forms(lines)[form]
+    path = tmp_path / "t.jsonl"
+    path.write_text(text)
+    want = python_replay(TRACES / "refill.jsonl")
+    got = harness_replay(path, exe)
+    assert (got is not None) == fast_path
+    if got is not None:
+        assert (got.ok, got.ops, got.expects) == (want.ok, want.ops, want.expects)
+    # through the command line, either way: the same outcome
+    code = main(["replay", str(CONFIGS / "tiny.yaml"), str(path), "--backend", "rtl",
+                 "--sim", "verilator"])
+    out = capsys.readouterr().out
+    assert code == 0 and f"{want.ops} ops on 1 CPU, {want.expects} expected values met" in out
+
+
+@pytest.mark.parametrize("path", sorted(BAD.glob("*.jsonl")), ids=lambda p: p.name)
+def test_bad_traces_go_back_to_python(path, exe, capsys):
+    assert harness_replay(path, exe) is None
+    code = main(["replay", str(CONFIGS / "tiny.yaml"), str(path), "--backend", "rtl",
+                 "--sim", "verilator"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and str(path.name) in err
+
+
+def test_failure_in_a_long_trace(exe, tmp_path):
+    """A miss after many ops: the index, the count of values met and the message agree."""
+    lines = (TRACES / "refill.jsonl").read_text().splitlines()
+    body = [line for line in lines if line.startswith("{")]
+    wrong = {"op": "translate", "va": "0x120004010", "access": "load", "cpu": 1,
+             "expect": {"exc": "NONE", "pa": "0x8c010"}}         # CPU 1's TLB is empty
+    path = tmp_path / "long.jsonl"
+    # 50 copies of the trace, each starting from INVTLB 0, then one wrong expect
+    reset = json.dumps({"op": "invtlb", "inv_op": 0, "asid": 0, "va": 0})
+    path.write_text("\n".join([reset, *body] * 50 + [json.dumps(wrong)]) + "\n")
+    fast = harness_replay(path, exe)
+    slow = python_replay(path)
+    assert not fast.ok and fast == slow
+    assert fast.ops == 50 * (len(body) + 1)
