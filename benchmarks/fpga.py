@@ -1,6 +1,7 @@
 """FPGA resources and Fmax of the presets against the targets of issue #6.
 
-    python benchmarks/fpga.py [--configs la32r la464] [--workdir DIR] [--json FILE]
+    python benchmarks/fpga.py [--configs la32r la464] [--latency 1|2] [--workdir DIR]
+                              [--json FILE]
 
 Each preset goes through ``loongtlb synth`` (YoWASP Yosys and nextpnr, the fpga extra) on an
 ECP5-85, speed grade 8, out of context. la32r takes about 10 minutes on a 2-core machine and
@@ -11,6 +12,7 @@ la464 well over an hour: this is not a CI job. Targets:
 """
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -31,11 +33,15 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--configs", nargs="+", default=["la32r", "la464"])
     parser.add_argument("--workdir", help="keep each run's files in DIR/NAME")
+    parser.add_argument("--latency", type=int, choices=(1, 2),
+                        help="override the presets' lookup_latency")
     parser.add_argument("--json", help="also write the reports to this file")
     args = parser.parse_args()
     reports = []
     for name in args.configs:
         geom = load_geometry(ROOT / "configs" / f"{name}.yaml")
+        if args.latency:
+            geom = dataclasses.replace(geom, lookup_latency=args.latency)
         work = str(Path(args.workdir) / name) if args.workdir else None
         report = synthesize(geom, "ecp5", "85k", "8", workdir=work,
                             progress=lambda s: print(s, file=sys.stderr, flush=True))

@@ -382,16 +382,12 @@ class TLBUnit(wiring.Component):
         W, S, M = g.stlb_ways, g.stlb_sets, g.mtlb_entries
         set_bits = g.set_bits
 
-        # operands, latched when an instruction is accepted
+        # operands, latched when an instruction is accepted (the match key below too)
         op = Signal(InsnOp, name="insn_op_r")
         inv_op = Signal(5, name="insn_inv_op_r")
-        inv_asid = Signal(g.asid_bits, name="insn_asid_r")
-        inv_vpn = Signal(g.vppn_bits, name="insn_vpn_r")
         accept = self.insn_valid & self.insn_ready
         with m.If(accept):
-            m.d.sync += [op.eq(self.insn_op), inv_op.eq(self.insn_inv_op),
-                         inv_asid.eq(self.insn_asid[:g.asid_bits]),
-                         inv_vpn.eq(self.insn_va[13:g.valen])]
+            m.d.sync += [op.eq(self.insn_op), inv_op.eq(self.insn_inv_op)]
 
         # ---- what TLBWR / TLBFILL write (D3, D4, D5) ---------------------------------------
         src_vppn = Mux(istlbr, csr["TLBREHI"].VPPN, csr["TLBEHI"].VPPN)
@@ -460,8 +456,14 @@ class TLBUnit(wiring.Component):
         fill_m_onehot = decoder(dm, fill_m, M, "fill_mtlb_onehot")
 
         # ---- the instruction match (TLBSRCH and INVTLB op 5/6) ----------------------------
-        key_vpn = Mux(op == InsnOp.INVTLB, inv_vpn, src_vppn)
-        key_asid = Mux(op == InsnOp.INVTLB, inv_asid, cur_asid)
+        # its key is chosen when the instruction is accepted and held in a register, so the
+        # match starts from flip-flops, not from the operation decode
+        key_vpn = Signal(g.vppn_bits, name="insn_key_vpn")
+        key_asid = Signal(g.asid_bits, name="insn_key_asid")
+        with m.If(accept):
+            is_inv = self.insn_op == InsnOp.INVTLB
+            m.d.sync += [key_vpn.eq(Mux(is_inv, self.insn_va[13:g.valen], src_vppn)),
+                         key_asid.eq(Mux(is_inv, self.insn_asid[:g.asid_bits], cur_asid))]
         rd_set = Signal(max(1, set_bits), name="insn_rd_set")       # set read in this cycle
         cur_set = Signal(max(1, set_bits), name="insn_set")         # set whose rows are out
         m.d.sync += cur_set.eq(rd_set)
@@ -659,7 +661,7 @@ class TLBUnit(wiring.Component):
                 # one occupied set per cycle: the rows of cur_set are out, the next occupied
                 # set is being read; sets with no valid entry are skipped
                 if W:
-                    clear_stlb_set(cur_set, [invtlb_cond(inv_op, r.tag, inv_asid)
+                    clear_stlb_set(cur_set, [invtlb_cond(inv_op, r.tag, key_asid)
                                              for r in rows])
                     m.d.comb += [sweep_from.eq(sweep_todo), rd_set.eq(sweep_set)]
                     m.d.sync += sweep_todo.eq(sweep_todo & ~sweep_pick)

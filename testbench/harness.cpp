@@ -17,6 +17,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 using Top = Vsimtop;
@@ -120,8 +121,22 @@ struct Value {
   enum Type { NONE, INT, STR, BOOL, OBJ } type = NONE;
   uint64_t num = 0;
   const char* s = nullptr; size_t len = 0;
-  bool eq(const char* text) const { return type == STR && strlen(text) == len && !memcmp(s, text, len); }
+  std::string_view str() const { return {s, len}; }
 };
+
+// a table of names (from geometry.h), looked up by string
+struct Names {
+  std::vector<std::string_view> names;
+  Names(const char* const* table, int count) : names(table, table + count) {}
+  int find(std::string_view s) const {
+    for (size_t i = 0; i < names.size(); i++) if (names[i] == s) return i;
+    return -1;
+  }
+  int find(const Value& v) const { return v.type == Value::STR ? find(v.str()) : -1; }
+};
+static const Names OP_TABLE(OP_NAMES, N_OPS), FIELD_TABLE(FIELD_NAMES, N_FIELDS),
+    KEY_TABLE(KEY_NAMES, N_KEYS), CSR_TABLE(CSR_NAMES, N_CSRS), EXC_TABLE(EXC_NAMES, N_EXCS),
+    ACCESS_TABLE(ACCESS_NAMES, 3);
 
 struct LineParser {
   const char *p, *end;
@@ -182,11 +197,6 @@ static bool number(const Value& v, int bits, uint64_t* out) {
   return true;
 }
 
-static int find(const char* const* names, int count, const Value& v) {
-  for (int i = 0; i < count; i++) if (v.eq(names[i])) return i;
-  return -1;
-}
-
 // Parse one line (not blank, not a comment) into ``op``; false when Python must decide.
 static bool parse_line(LineParser& lp, Op& op, std::vector<Expect>& expects, int* max_cpu) {
   const char* keys[16]; size_t key_lens[16]; Value vals[16];
@@ -215,15 +225,13 @@ static bool parse_line(LineParser& lp, Op& op, std::vector<Expect>& expects, int
   if (lp.ws()) return false;           // something after the object
   int field_of[16]; uint32_t seen = 0;
   for (int i = 0; i < n; i++) {
-    int f = -1;
-    for (int j = 0; j < N_FIELDS; j++)
-      if (strlen(FIELD_NAMES[j]) == key_lens[i] && !memcmp(FIELD_NAMES[j], keys[i], key_lens[i])) f = j;
+    int f = FIELD_TABLE.find(std::string_view(keys[i], key_lens[i]));
     if (f < 0 || (seen >> f & 1)) return false;   // unknown or repeated
     seen |= 1u << f; field_of[i] = f;
   }
   if (!(seen >> FIELD_OP & 1)) return false;
   int kind = -1;
-  for (int i = 0; i < n; i++) if (field_of[i] == FIELD_OP) kind = find(OP_NAMES, N_OPS, vals[i]);
+  for (int i = 0; i < n; i++) if (field_of[i] == FIELD_OP) kind = OP_TABLE.find(vals[i]);
   if (kind < 0) return false;
   if ((seen & ~OP_FIELDS_ALLOWED[kind]) || (OP_FIELDS_REQUIRED[kind] & ~seen)) return false;
   op = Op{};
@@ -234,12 +242,12 @@ static bool parse_line(LineParser& lp, Op& op, std::vector<Expect>& expects, int
     uint64_t x;
     switch (field_of[i]) {
     case FIELD_OP: break;
-    case FIELD_CSR: { int c = find(CSR_NAMES, N_CSRS, v); if (c < 0) return false; op.x = CSR_ADDRS[c]; break; }
+    case FIELD_CSR: { int c = CSR_TABLE.find(v); if (c < 0) return false; op.x = CSR_ADDRS[c]; break; }
     case FIELD_VALUE: if (!number(v, GRLEN, &op.y)) return false; break;
     case FIELD_VA: if (!number(v, GRLEN, &op.x)) return false; break;
     case FIELD_ASID: if (!number(v, 10, &x)) return false; op.c = x; break;
     case FIELD_INV_OP: if (!number(v, 5, &x)) return false; op.b = x; break;
-    case FIELD_ACCESS: { int a = find(ACCESS_NAMES, 3, v); if (a < 0) return false; op.b = ACCESS_CODES[a]; break; }
+    case FIELD_ACCESS: { int a = ACCESS_TABLE.find(v); if (a < 0) return false; op.b = ACCESS_CODES[a]; break; }
     case FIELD_PORT: if (!number(v, 16, &x) || x >= LOOKUP_PORTS) return false; op.a = x; break;
     case FIELD_CPU: if (!number(v, 16, &x) || x >= MAX_CPUS) return false; op.cpu = x; break;
     case FIELD_EXPECT: expect = &v; break;
@@ -262,9 +270,7 @@ static bool parse_line(LineParser& lp, Op& op, std::vector<Expect>& expects, int
   for (;;) {
     const char* s; size_t len; Value v;
     if (!inner.string(&s, &len) || !inner.lit(':') || !inner.value(&v, false)) return false;
-    int key = -1;
-    for (int k = 0; k < N_KEYS; k++)
-      if (strlen(KEY_NAMES[k]) == len && !memcmp(KEY_NAMES[k], s, len)) key = k;
+    int key = KEY_TABLE.find(std::string_view(s, len));
     if (key < 0 || !(OP_EXPECT_KEYS[kind] >> key & 1) || (keys_seen >> key & 1)) return false;
     keys_seen |= 1u << key;
     uint64_t want;
@@ -272,7 +278,7 @@ static bool parse_line(LineParser& lp, Op& op, std::vector<Expect>& expects, int
       if (v.type != Value::BOOL) return false;
       want = v.num;
     } else if (key == KEY_EXC) {
-      int e = find(EXC_NAMES, N_EXCS, v);
+      int e = EXC_TABLE.find(v);
       if (e < 0) return false;
       want = e;
     } else if (!number(v, GRLEN, &want)) {
@@ -291,10 +297,13 @@ static int replay(const char* path) {
   std::string text;
   char buf[1 << 16];
   size_t got;
+  if (!fseek(f, 0, SEEK_END)) { long size = ftell(f); if (size > 0) text.reserve(size); rewind(f); }
   while ((got = fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, got);
   fclose(f);
   std::vector<Op> ops;
   std::vector<Expect> expects;
+  ops.reserve(text.size() / 48);
+  expects.reserve(text.size() / 48);
   int max_cpu = 0;
   const char* p = text.data();
   const char* end = p + text.size();
