@@ -109,7 +109,7 @@ def parse_line(obj, where: str, geom: Geometry, line: int = 0) -> Op:
     kind = obj.get("op")
     if kind is None:
         raise InputError(f"{where}: missing field \"op\"")
-    if kind not in OPS:
+    if not isinstance(kind, str) or kind not in OPS:
         raise InputError(f"{where}: unknown op {json.dumps(kind)} "
                          f"(one of {' '.join(OPS)})")
     allowed = {"op", "cpu", "expect", *OPS[kind]} | ({"port"} if kind == "translate" else set())

@@ -146,21 +146,20 @@ def _geometry_header(geom: Geometry) -> str:
         f"static const char* const ACCESS_NAMES[] = {_c_strings(ACCESSES)};",
         table("uint8_t", "ACCESS_CODES", [Access[a.upper()].value for a in ACCESSES]),
     ]
-    # port accessors
-    lines += ["static inline void set_lookup(Vsimtop* t, uint32_t port, uint64_t va, "
-              "uint32_t access, bool effect, bool valid) {", "  switch (port) {"]
-    for p in range(geom.lookup_ports):
-        v = lambda f, p=p: _vname(f"lookup__{p}__{f}")  # noqa: E731
-        lines.append(f"  case {p}: t->{v('va')} = va; t->{v('access')} = access; "
-                     f"t->{v('effect')} = effect; t->{v('valid')} = valid; break;")
-    lines += ["  }", "}"]
-    lines += ["static inline void get_lookup(Vsimtop* t, uint32_t port, uint64_t* exc, "
-              "uint64_t* pa, uint64_t* mat) {", "  switch (port) {"]
-    for p in range(geom.lookup_ports):
-        v = lambda f, p=p: _vname(f"lookup__{p}__{f}")  # noqa: E731
-        lines.append(f"  case {p}: *exc = t->{v('exc')}; *pa = t->{v('pa')}; "
-                     f"*mat = t->{v('mat')}; break;")
-    lines += ["  }", "}"]
+    # port accessors: a switch over the lookup ports; ``body(f)`` names port p's field f
+    def per_port(signature, body):
+        lines.extend([f"static inline void {signature} {{", "  switch (port) {"])
+        for p in range(geom.lookup_ports):
+            lines.append(f"  case {p}: "
+                         + body(lambda f, p=p: "t->" + _vname(f"lookup__{p}__{f}")) + " break;")
+        lines.extend(["  }", "}"])
+
+    per_port("set_lookup(Vsimtop* t, uint32_t port, uint64_t va, uint32_t access, bool effect, "
+             "bool valid)", lambda v: f"{v('va')} = va; {v('access')} = access; "
+             f"{v('effect')} = effect; {v('valid')} = valid;")
+    per_port("get_lookup(Vsimtop* t, uint32_t port, uint64_t* exc, uint64_t* pa, "
+             "uint64_t* mat)", lambda v: f"*exc = {v('exc')}; *pa = {v('pa')}; "
+             f"*mat = {v('mat')};")
     n_words = (geom.total_entries + 31) // 32
     if geom.total_entries <= 64:
         valid = "out.push_back((uint64_t)t->e_bits);"
