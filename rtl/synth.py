@@ -192,6 +192,18 @@ def _count(cells: dict, names) -> int:
     return sum(n for cell, n in cells.items() if cell in names)
 
 
+def check_fit(name: str, target: str, device: str, cells: dict) -> tuple[int, int, int]:
+    """LUT4s, block RAMs and flip-flops of a mapped design (Yosys's cell counts); a
+    SynthError when there are more LUT4s or block RAMs than the device has."""
+    spec = TARGETS[target]
+    _flag, device_luts, device_brams = spec["devices"][device]
+    luts, brams = _count(cells, spec["luts"]), _count(cells, spec["brams"])
+    if luts > device_luts or brams > device_brams:
+        raise SynthError(f"{name} does not fit the {target} {device}: {luts} LUT4s "
+                         f"of {device_luts}, {brams} block RAMs of {device_brams}")
+    return luts, brams, _count(cells, spec["ffs"])
+
+
 def _critical_path(report: dict) -> dict:
     paths = report.get("critical_paths") or []
     if not paths:
@@ -243,11 +255,7 @@ def synthesize(geom: Geometry, target: str, device: str | None = None, speed: st
         cells = stat["modules"][f"\\{TOP}"]["num_cells_by_type"] if "modules" in stat \
             else stat["design"]["num_cells_by_type"]
         cells = {name.lstrip("$"): n for name, n in cells.items()}
-        luts, brams = _count(cells, spec["luts"]), _count(cells, spec["brams"])
-        ffs = _count(cells, spec["ffs"])
-        if luts > device_luts or brams > device_brams:
-            raise SynthError(f"{geom.name} does not fit the {target} {device}: {luts} LUT4s "
-                             f"of {device_luts}, {brams} block RAMs of {device_brams}")
+        luts, brams, ffs = check_fit(geom.name, target, device, cells)
 
         start = time.perf_counter()
         say(f"synth: nextpnr-{spec['nextpnr']} {device} (place and route; minutes for large "

@@ -5,10 +5,12 @@ la464 and la32r take minutes to place and route; they belong to benchmarks/fpga.
 
 import json
 
+import pytest
 from amaranth import Shape
 from amaranth.lib.wiring import In
 
 from conftest import CONFIGS, GEOMS, need_fpga_tools
+from rtl.synth import SynthError, check_fit
 from rtl.unit import TLBUnit
 from testbench.cli import main
 
@@ -49,11 +51,35 @@ def test_tiny_on_ecp5(capsys, tmp_path):
     assert (tmp_path / "report.json").exists()    # --workdir keeps the tools' files
 
 
-def test_does_not_fit(capsys):
-    need_fpga_tools()
+def test_does_not_fit():
+    """The check made on Yosys's cell counts, before place and route."""
+    cells = {"SB_LUT4": 6622, "SB_DFFE": 1088, "SB_RAM40_4K": 2}
+    with pytest.raises(SynthError, match="tiny does not fit the ice40 up5k: 6622 LUT4s of 5280"):
+        check_fit("tiny", "ice40", "up5k", cells)
+    assert check_fit("tiny", "ice40", "hx8k", cells) == (6622, 2, 1088)
+    with pytest.raises(SynthError, match="3 block RAMs of 0"):
+        check_fit("x", "ice40", "lp384", {"SB_LUT4": 10, "SB_RAM40_4K": 3})
+    assert check_fit("la464", "ecp5", "85k", {"LUT4": 46695, "DP16KD": 96,
+                                              "TRELLIS_FF": 13393}) == (46695, 96, 13393)
+    with pytest.raises(SynthError, match="46695 LUT4s of 43848"):
+        check_fit("la464", "ecp5", "45k", {"LUT4": 46695, "DP16KD": 96})
+
+
+def test_a_failed_run_on_the_command_line(capsys, monkeypatch):
+    """A design that does not fit: exit 1, the reason on stderr, and with --json a JSON
+    document on stdout all the same."""
+    import rtl.synth
+
+    def no_fit(geom, target, *args, **kwargs):
+        check_fit(geom.name, target, "lp384", {"SB_LUT4": 6622})
+
+    monkeypatch.setattr(rtl.synth, "check_tools", lambda: None)
+    monkeypatch.setattr(rtl.synth, "synthesize", no_fit)
     code = main(["synth", str(CONFIGS / "tiny.yaml"), "--target", "ice40", "--device",
                  "lp384", "--json"])
     out, err = capsys.readouterr()
     assert code == 1
-    assert "does not fit the ice40 lp384" in err and "LUT4s of 384" in err
-    assert "does not fit" in json.loads(out)["error"]
+    assert err.startswith("FAIL tiny does not fit the ice40 lp384: 6622 LUT4s of 384")
+    assert json.loads(out) == {"config": "tiny", "target": "ice40",
+                               "error": "tiny does not fit the ice40 lp384: 6622 LUT4s of "
+                                        "384, 0 block RAMs of 0"}
