@@ -221,7 +221,7 @@ def build(geom: Geometry, progress=None) -> Path:
     shutil.copyfile(HARNESS, tmp / "harness.cpp")
     cmd = [verilator, "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 2),
            "--top-module", TOP, "-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-CASEINCOMPLETE",
-           "--x-assign", "fast", "--x-initial", "fast", "-O3", "-CFLAGS", "-O2",
+           "--x-assign", "fast", "--x-initial", "fast", "-O3", "-CFLAGS", "-O1",
            "-CFLAGS", f"-I{tmp}", f"{TOP}.v", "harness.cpp", "-o", "sim"]
     proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
     if proc.returncode != 0:
