@@ -74,3 +74,15 @@ def csr_layout(geom: Geometry, name: str) -> data.FlexibleLayout:
     """A CSR as a GRLEN-bit register with its fields at their architectural positions."""
     return data.FlexibleLayout(geom.grlen, {
         f.name: data.Field(unsigned(f.width), f.lsb) for f in csr_fields(geom)[name].values()})
+
+
+def mask_groups(geom: Geometry) -> list[tuple[int, int]]:
+    """The VPPN bit ranges ``[lo, hi)`` that the listed page sizes compare or ignore as one.
+
+    An entry of page size PS compares VPPN bits at and above PS - 12 (VA bits above PS). So
+    only the boundaries PS - 12 of the listed sizes matter: a group is the range between two
+    of them, compared when PS - 12 <= lo. The range above the largest is compared by every
+    entry and the range below the smallest by none, so neither needs a mask bit.
+    """
+    bounds = sorted({min(p - 12, geom.vppn_bits) for p in geom.page_shifts})
+    return list(zip(bounds, bounds[1:], strict=False))

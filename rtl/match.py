@@ -9,16 +9,17 @@ from amaranth.utils import ceil_log2
 
 from sw_model.geometry import Geometry
 
-from .layouts import tag_layout
+from .layouts import mask_groups, tag_layout
 from .util import lowest_one, onehot_index
 
 
 class Match(wiring.Component):
     """Compares ``n`` entry tags with one key. Combinational: 0 cycles.
 
-    ``hits[i] = e[i] & (tags[i].g | tags[i].asid == key_asid)
-    & ((tags[i].vppn ^ key_vpn) & masks[i]) == 0`` where ``masks[i]`` has a 1 for every VPPN
-    bit at or above the entry's PS + 1. V is not part of the match.
+    ``hits[i] = e[i] & (tags[i].g | tags[i].asid == key_asid) & the VPPN bits at and above
+    the entry's PS + 1 equal``. Those bits are given per entry as ``masks[i]``, one bit per
+    :func:`~rtl.layouts.mask_groups` range (1: compared); the bits above the largest page
+    size are always compared, those below the smallest never. V is not part of the match.
 
     Members
     -------
@@ -36,10 +37,11 @@ class Match(wiring.Component):
 
     def __init__(self, geom: Geometry, n: int):
         self.n = n
+        self.geom = geom
         super().__init__({
             "e": In(n),
             "tags": In(data.ArrayLayout(tag_layout(geom), n)),
-            "masks": In(data.ArrayLayout(geom.vppn_bits, n)),
+            "masks": In(data.ArrayLayout(max(1, len(mask_groups(geom))), n)),
             "key_vpn": In(geom.vppn_bits),
             "key_asid": In(geom.asid_bits),
             "hits": Out(n),
@@ -51,12 +53,16 @@ class Match(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        groups = mask_groups(self.geom)
+        top = groups[-1][1] if groups else min(p - 12 for p in self.geom.page_shifts)
         hits = []
         for i in range(self.n):
             tag = self.tags[i]
+            differ = tag.vppn ^ self.key_vpn
             same_asid = tag.g | (tag.asid == self.key_asid)
-            same_pair = ~((tag.vppn ^ self.key_vpn) & self.masks[i]).any()
-            hits.append(self.e[i] & same_asid & same_pair)
+            differs = [differ[top:].any()] + [differ[lo:hi].any() & self.masks[i][k]
+                                              for k, (lo, hi) in enumerate(groups)]
+            hits.append(self.e[i] & same_asid & ~Cat(*differs).any())
         m.d.comb += self.hits.eq(Cat(*hits))
         m.d.comb += [
             self.first_onehot.eq(lowest_one(m, self.hits, "first")),

@@ -13,8 +13,8 @@ from amaranth.lib.wiring import In, Out
 from sw_model.csr import CSR, CSR_NAMES, sign_extended, write_mask
 from sw_model.geometry import Geometry
 
-from .layouts import (Access, Exc, InsnOp, csr_layout, half_layout, mtlb_entry_layout,
-                      stlb_entry_layout)
+from .layouts import (Access, Exc, InsnOp, csr_layout, half_layout, mask_groups,
+                      mtlb_entry_layout, stlb_entry_layout)
 from .match import Match
 from .util import case_of, decoder, lowest_one, onehot_index, onehot_mux
 
@@ -136,11 +136,12 @@ class TLBUnit(wiring.Component):
 
     # ---- small builders ------------------------------------------------------------------
     def _masks_for_ps(self, m, ps, name):
-        """VPPN compare mask for a page size: 1 for VPPN bits at and above PS + 1."""
-        g = self.geom
-        full = (1 << g.vppn_bits) - 1
-        return case_of(m, ps, {p: full & ~((1 << (p - 12)) - 1) for p in g.page_shifts},
-                       g.vppn_bits, name, default=full)
+        """The compare mask of a page size: a 1 for each mask group (rtl.layouts.mask_groups)
+        it compares. An unlisted PS never reaches a match (such writes are illegal, D19)."""
+        groups = mask_groups(self.geom)
+        table = {p: sum(1 << k for k, (lo, _hi) in enumerate(groups) if p - 12 <= lo)
+                 for p in self.geom.page_shifts}
+        return case_of(m, ps, table, max(1, len(groups)), name)
 
     def _page_mask(self, m, ps, name):
         """PA bits below PS (taken from the VA)."""
@@ -224,7 +225,8 @@ class TLBUnit(wiring.Component):
         mtlb_e = self._mtlb_e
         # each MTLB entry keeps its compare mask (decoded from PS once, when written) in a
         # register beside it: one decoder for the bank instead of one per entry
-        mtlb_masks = [Signal(g.vppn_bits, name=f"mtlb{i}_mask") for i in range(M)]
+        mtlb_masks = [Signal(max(1, len(mask_groups(g))), name=f"mtlb{i}_mask")
+                      for i in range(M)]
         stlb_mask = self._masks_for_ps(m, stlbps, "stlb_mask") if has_stlb else None
 
         # builders used by the lookup ports and the instruction unit; ``mod`` is the module
