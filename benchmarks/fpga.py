@@ -1,6 +1,6 @@
 """FPGA resources and Fmax of the presets against the targets of issue #6.
 
-    python benchmarks/fpga.py [--configs la32r la464] [--latency 1|2] [--workdir DIR]
+    python benchmarks/fpga.py [--configs la32r la464] [--latency 1|2] [--no-route] [--workdir DIR]
                               [--json FILE]
 
 Each preset goes through ``loongtlb synth`` (YoWASP Yosys and nextpnr, the fpga extra) on an
@@ -35,6 +35,8 @@ def main():
     parser.add_argument("--workdir", help="keep each run's files in DIR/NAME")
     parser.add_argument("--latency", type=int, choices=(1, 2),
                         help="override the presets' lookup_latency")
+    parser.add_argument("--no-route", action="store_true",
+                        help="stop after placement (Fmax estimated; la464 routes for hours)")
     parser.add_argument("--json", help="also write the reports to this file")
     args = parser.parse_args()
     reports = []
@@ -43,7 +45,7 @@ def main():
         if args.latency:
             geom = dataclasses.replace(geom, lookup_latency=args.latency)
         work = str(Path(args.workdir) / name) if args.workdir else None
-        report = synthesize(geom, "ecp5", "85k", "8", workdir=work,
+        report = synthesize(geom, "ecp5", "85k", "8", workdir=work, route=not args.no_route,
                             progress=lambda s: print(s, file=sys.stderr, flush=True))
         print("\n".join(report.lines()))
         if name in TARGETS:

@@ -117,6 +117,8 @@ class SynthReport:
     device_luts: int
     device_brams: int
     io: str
+    #: False: Fmax is nextpnr's estimate after placement, without routing
+    routed: bool = True
     critical_path: dict = field(default_factory=dict)
     cells: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
@@ -134,7 +136,8 @@ class SynthReport:
             f"  block RAMs   {self.brams:7d}"
             + (f"  ({100 * self.brams / self.device_brams:.1f} % of {self.device_brams})"
                if self.device_brams else ""),
-            f"  Fmax         {self.fmax_mhz:7.1f} MHz",
+            f"  Fmax         {self.fmax_mhz:7.1f} MHz"
+            + ("" if self.routed else " (estimated after placement, not routed)"),
         ]
         cp = self.critical_path
         if cp:
@@ -222,9 +225,10 @@ def _critical_path(report: dict) -> dict:
 
 def synthesize(geom: Geometry, target: str, device: str | None = None, speed: str | None = None,
                freq_mhz: float = 100.0, workdir: str | None = None, seed: int = 1,
-               progress=None) -> SynthReport:
+               progress=None, route: bool = True) -> SynthReport:
     """Synthesize, place and route ``geom`` for ``target``; raise SynthError when a tool fails
-    or the design does not fit."""
+    or the design does not fit. With ``route=False`` nextpnr stops after placement, and Fmax
+    is its estimate from there (for designs whose routing takes hours)."""
     check_tools()
     if target not in TARGETS:
         raise InputError(f"unknown target {target!r} (one of {' '.join(TARGETS)})")
@@ -265,6 +269,8 @@ def synthesize(geom: Geometry, target: str, device: str | None = None, speed: st
                 "-l", "nextpnr.log", "-q"]
         if target == "ecp5":
             args += ["--speed", speed, "--out-of-context"]
+        if not route:
+            args.append("--no-route")
         try:
             _run(spec["nextpnr"], args, work, "nextpnr.out")
         except SynthError as err:
@@ -274,7 +280,7 @@ def synthesize(geom: Geometry, target: str, device: str | None = None, speed: st
                                  f"{cell.group(1)} cells than it has ({luts} LUT4s and {ffs} "
                                  "flip-flops after synthesis)") from None
             raise
-        seconds["place_and_route"] = time.perf_counter() - start
+        seconds["place_and_route" if route else "place"] = time.perf_counter() - start
         report = json.loads((work / "report.json").read_text())
         fmax = [clk["achieved"] for clk in report.get("fmax", {}).values()]
         if not fmax:
@@ -284,5 +290,6 @@ def synthesize(geom: Geometry, target: str, device: str | None = None, speed: st
         brams=brams, fmax_mhz=round(min(fmax), 2), device_luts=device_luts,
         device_brams=device_brams,
         io=("I/O through shift registers" if serial else "out of context, I/O registered"),
+        routed=route,
         critical_path=_critical_path(report), cells=cells,
         seconds={k: round(v, 1) for k, v in seconds.items()})

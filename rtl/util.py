@@ -16,16 +16,19 @@ def lowest_one(m: Module, vector: Value, name: str) -> Signal:
     m.d.comb += source.eq(vector)
     if width <= 64:
         m.d.comb += out.eq(source & (-source.as_signed()).as_unsigned())
-    else:
-        # x & -x makes every bit depend on all bits below it (a quadratic netlist, slow to
-        # export for wide vectors); a chain of "any lower bit set" is linear
-        # (one signal per bit: Verilator flags a vector whose bits feed each other)
-        below = [Const(0, 1)]
-        for i in range(1, width):
-            bit = Signal(name=f"{name}_below{i}")
-            m.d.comb += bit.eq(below[-1] | source[i - 1])
-            below.append(bit)
-        m.d.comb += out.eq(source & ~Cat(*below))
+        return out
+    # Wider (the 256 STLB sets): x & -x would make every bit depend on all bits below it, a
+    # quadratic netlist that is slow to export, and a chain of "any lower bit set" is 256
+    # logic levels deep. Instead, in blocks of 16: the lowest block holding a 1, then the
+    # lowest 1 within each block; both are x & -x over at most 16 bits.
+    block = 16
+    blocks = [source[i:i + block] for i in range(0, width, block)]
+    any_in = Signal(len(blocks), name=f"{name}_blocks")
+    m.d.comb += any_in.eq(Cat(b.any() for b in blocks))
+    first_block = Signal(len(blocks), name=f"{name}_block")
+    m.d.comb += first_block.eq(any_in & (-any_in.as_signed()).as_unsigned())
+    m.d.comb += out.eq(Cat(Mux(first_block[j], (b & (-b.as_signed()).as_unsigned())[:len(b)], 0)
+                           for j, b in enumerate(blocks)))
     return out
 
 

@@ -208,7 +208,7 @@ def cmd_synth(args) -> int:
     check_tools()
     try:
         report = synthesize(geom, args.target, args.device, args.speed, args.freq,
-                            args.workdir, args.seed, progress=say)
+                            args.workdir, args.seed, progress=say, route=not args.no_route)
     except SynthError as err:
         if args.json:
             print(json.dumps({"config": geom.name, "target": args.target, "error": str(err)}))
@@ -278,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the clock nextpnr aims for (default 100)")
     p.add_argument("--seed", type=int, default=1, help="placer seed")
     p.add_argument("--workdir", metavar="DIR", help="keep netlists, logs and reports here")
+    p.add_argument("--no-route", action="store_true",
+                   help="stop after placement: Fmax is nextpnr's estimate (large designs)")
     p.add_argument("--json", action="store_true", help="print the JSON report only")
     p.set_defaults(func=cmd_synth)
 
