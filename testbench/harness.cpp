@@ -34,9 +34,9 @@ static uint64_t csr_read(Top* t, uint32_t addr) {
   t->csr_addr = addr; t->eval(); return t->csr_rdata;
 }
 
-// Every eval() re-evaluates all logic that hangs off an input, so there is none that the
-// next read of an output does not need: inputs set before a tick are taken by the tick's own
-// eval, and inputs cleared after it by the next one.
+// Each eval() is a pass over all the logic that hangs off an input, so the harness calls it
+// only where an output is read next: inputs set before a tick are taken by the tick's own
+// eval, inputs cleared after a tick by the next one.
 static void csr_write(Top* t, uint32_t addr, uint64_t value) {
   t->csr_addr = addr; t->csr_wdata = value; t->csr_we = 1; tick(t);
   t->csr_we = 0;
