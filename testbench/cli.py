@@ -54,7 +54,8 @@ def cmd_replay(args) -> int:
         _writable_target(args.vcd, "waveform")
     result = None
     exe = None
-    if args.backend == "rtl" and args.sim == "verilator" and not args.vcd:
+    if (args.backend == "rtl" and args.sim == "verilator" and not args.vcd
+            and Path(args.trace).is_file()):
         from .verilator_backend import build, replay_file
         exe = build(geom, progress=say)        # before the clock starts: cached after once
     start = time.perf_counter()
