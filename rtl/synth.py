@@ -207,6 +207,16 @@ def check_fit(name: str, target: str, device: str, cells: dict) -> tuple[int, in
     return luts, brams, _count(cells, spec["ffs"])
 
 
+def fmax_of(report: dict, log: str) -> float | None:
+    """The slowest clock's Fmax from nextpnr's JSON report; without routing the report has
+    no timing, and the last estimate in the log (after placement) is taken."""
+    achieved = [clk["achieved"] for clk in report.get("fmax", {}).values()]
+    if achieved:
+        return min(achieved)
+    estimates = re.findall(r"Max frequency for clock '[^']+': ([\d.]+) MHz", log)
+    return float(estimates[-1]) if estimates else None
+
+
 def _critical_path(report: dict) -> dict:
     paths = report.get("critical_paths") or []
     if not paths:
@@ -262,7 +272,8 @@ def synthesize(geom: Geometry, target: str, device: str | None = None, speed: st
         luts, brams, ffs = check_fit(geom.name, target, device, cells)
 
         start = time.perf_counter()
-        say(f"synth: nextpnr-{spec['nextpnr']} {device} (place and route; minutes for large "
+        say(f"synth: nextpnr-{spec['nextpnr']} {device} "
+            f"({'place and route' if route else 'placement only'}; minutes for large "
             "geometries)")
         args = [flag, "--json", "netlist.json", "--freq", f"{freq_mhz:g}", "--seed", str(seed),
                 "--timing-allow-fail", "--report", "report.json", "--detailed-timing-report",
@@ -282,12 +293,12 @@ def synthesize(geom: Geometry, target: str, device: str | None = None, speed: st
             raise
         seconds["place_and_route" if route else "place"] = time.perf_counter() - start
         report = json.loads((work / "report.json").read_text())
-        fmax = [clk["achieved"] for clk in report.get("fmax", {}).values()]
-        if not fmax:
+        fmax = fmax_of(report, (work / "nextpnr.log").read_text())
+        if fmax is None:
             raise SynthError("nextpnr reported no clock")
     return SynthReport(
         config=geom.name, target=target, device=device, speed=speed, luts=luts, ffs=ffs,
-        brams=brams, fmax_mhz=round(min(fmax), 2), device_luts=device_luts,
+        brams=brams, fmax_mhz=round(fmax, 2), device_luts=device_luts,
         device_brams=device_brams,
         io=("I/O through shift registers" if serial else "out of context, I/O registered"),
         routed=route,

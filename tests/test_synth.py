@@ -10,7 +10,7 @@ from amaranth import Shape
 from amaranth.lib.wiring import In
 
 from conftest import CONFIGS, GEOMS, need_fpga_tools
-from rtl.synth import SynthError, check_fit
+from rtl.synth import SynthError, check_fit, fmax_of
 from rtl.unit import TLBUnit
 from testbench.cli import main
 
@@ -83,3 +83,13 @@ def test_a_failed_run_on_the_command_line(capsys, monkeypatch):
     assert json.loads(out) == {"config": "tiny", "target": "ice40",
                                "error": "tiny does not fit the ice40 lp384: 6622 LUT4s of "
                                         "384, 0 block RAMs of 0"}
+
+
+def test_fmax_from_the_report_or_the_log():
+    log = ("Info: Max frequency for clock 'clk': 17.78 MHz (FAIL at 100.00 MHz)\n"
+           "Info: Max frequency for clock 'clk': 21.50 MHz (FAIL at 100.00 MHz)\n")
+    report = {"fmax": {"clk": {"achieved": 69.04, "constraint": 100},
+                       "clk2": {"achieved": 80.0, "constraint": 100}}}
+    assert fmax_of(report, log) == 69.04          # routed: the report, the slowest clock
+    assert fmax_of({"fmax": {}}, log) == 21.5     # placed only: the last estimate
+    assert fmax_of({}, "") is None
