@@ -228,7 +228,18 @@ def build(geom: Geometry, progress=None) -> Path:
         raise RuntimeError(f"verilator failed for {geom.name}:\n{proc.stderr[-3000:]}")
     shutil.rmtree(root, ignore_errors=True)
     tmp.rename(root)
+    prune(root.parent, geom.name)
     return exe
+
+
+def prune(cache: Path, name: str, keep: int = 3) -> None:
+    """Keep the ``keep`` newest builds of geometry ``name`` in ``cache`` (each source
+    version makes a new one; old ones are tens of megabytes and never used again)."""
+    builds = sorted((d for d in cache.glob(f"{name}-*")
+                     if d.is_dir() and d.name[len(name) + 1:].isalnum()),
+                    key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in builds[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 class _Process:

@@ -112,3 +112,20 @@ def test_failure_in_a_long_trace(exe, tmp_path):
     slow = python_replay(path)
     assert not fast.ok and fast == slow
     assert fast.ops == 50 * (len(body) + 1)
+
+
+def test_old_builds_are_pruned(tmp_path):
+    """Each source version builds anew; only the newest three per geometry stay cached."""
+    import os
+
+    from testbench.verilator_backend import prune
+    for i in range(5):
+        d = tmp_path / f"tiny-{i:016x}"
+        d.mkdir()
+        os.utime(d, (1000 + i, 1000 + i))
+    (tmp_path / "tiny2-0000000000000000").mkdir()       # another geometry's
+    (tmp_path / "tiny-00000000000000aa.tmp123").mkdir()  # a build in progress
+    prune(tmp_path, "tiny")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "tiny-0000000000000002", "tiny-0000000000000003", "tiny-0000000000000004",
+        "tiny-00000000000000aa.tmp123", "tiny2-0000000000000000"]
