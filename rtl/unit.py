@@ -33,7 +33,7 @@ def _or_all(m, vectors, width):
 #: worst-case cycles from accepting an instruction to its completion (``insn_done``);
 #: ``sets`` stands for the number of STLB sets
 CYCLES = {
-    "lookup": "1 (a new lookup every cycle on every port)",
+    "lookup": "lookup_latency, 1 or 2 (a new lookup every cycle on every port)",
     "TLBWR": "1", "TLBFILL": "1", "TLBSRCH": "2", "TLBRD": "2", "ERTN": "1",
     "TLBFLUSH": "1", "TLBCLR": "2 (STLB set), 1 (MTLB)",
     "INVTLB 0/1": "1", "INVTLB 5/6": "2",
@@ -45,8 +45,9 @@ class LookupSignature(wiring.Signature):
     """One translation port, as seen from the TLB unit.
 
     In: ``valid``, ``va``, ``access`` (load / store / fetch), ``effect`` (1: an exception
-    takes effect, D13; 0: a probe that changes nothing). Out, one cycle after ``valid``:
-    ``resp_valid``, ``exc``, ``pa``, ``mat``.
+    takes effect, D13; 0: a probe that changes nothing). Out, ``lookup_latency`` cycles
+    after ``valid`` (1, or 2 with a register after the match): ``resp_valid``, ``exc``,
+    ``pa``, ``mat``; an exception's CSR writes take effect at the edge that ends that cycle.
     """
 
     def __init__(self, geom: Geometry):
