@@ -46,6 +46,7 @@ from sw_model.errors import InputError
 from sw_model.geometry import Geometry
 
 from .port import Backend, instruction_result, translate_result
+from .replay import ReplayResult, where
 from .trace import (_BOOL_KEYS, EXPECT_KEYS, MAX_CPUS, OPS, OUTPUT_CSRS, Op, check_expect,
                     parse_line)
 
@@ -360,7 +361,7 @@ class VerilatorBackend(Backend):
 def replay_file(geom: Geometry, path, exe: Path):
     """Replay a trace file inside the harness (``exe``, from :func:`build`); a ReplayResult,
     or None when the harness hands the trace back to Python's parser."""
-    from .replay import ReplayResult, where
+    source = os.fspath(path)                 # named in messages as given, like Python's path
     path = Path(path)
     if not path.is_file():
         return None
@@ -376,7 +377,7 @@ def replay_file(geom: Geometry, path, exe: Path):
     values = [int(w) for w in words[6:]]
     with open(path) as f:
         text = next(itertools.islice(f, line - 1, None))
-    op = parse_line(json.loads(text), f"{path}:{line}", geom, line)
+    op = parse_line(json.loads(text), f"{source}:{line}", geom, line)
     result = {}
     for i, key in enumerate(RESULT_KEYS):
         if present >> i & 1:
@@ -386,4 +387,4 @@ def replay_file(geom: Geometry, path, exe: Path):
     miss = check_expect(op, result)
     if miss is None:
         raise RuntimeError(f"{path}:{line}: the harness reported a miss that Python does not see")
-    return ReplayResult(False, index, met, f"{where(op, str(path))}: {miss}", cpus)
+    return ReplayResult(False, index, met, f"{where(op, source)}: {miss}", cpus)

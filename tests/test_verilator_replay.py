@@ -38,6 +38,13 @@ def harness_replay(path, exe):
     return replay_file(GEOMS["tiny"], path, exe)
 
 
+def test_the_path_is_named_as_given(exe, monkeypatch):
+    monkeypatch.chdir(TRACES)
+    fast = harness_replay("./bad_expect.jsonl", exe)
+    assert fast == python_replay("./bad_expect.jsonl")
+    assert fast.failure.startswith("./bad_expect.jsonl:3: translate:")
+
+
 @pytest.mark.parametrize("name", ["refill.jsonl", "two_cpus.jsonl", "bad_expect.jsonl"])
 def test_same_as_python(name, exe):
     fast = harness_replay(TRACES / name, exe)
