@@ -239,10 +239,10 @@ def synthesize(geom: Geometry, target: str, device: str | None = None, speed: st
     """Synthesize, place and route ``geom`` for ``target``; raise SynthError when a tool fails
     or the design does not fit. With ``route=False`` nextpnr stops after placement, and Fmax
     is its estimate from there (for designs whose routing takes hours)."""
-    check_tools()
     if target not in TARGETS:
         raise InputError(f"unknown target {target!r} (one of {' '.join(TARGETS)})")
-    device, speed = resolve_device(target, device, speed)
+    device, speed = resolve_device(target, device, speed)     # bad names before missing tools
+    check_tools()
     spec = TARGETS[target]
     flag, device_luts, device_brams = spec["devices"][device]
     say = progress or (lambda message: None)

@@ -198,15 +198,13 @@ def cmd_fuzz(args) -> int:
 def cmd_synth(args) -> int:
     import json
 
-    from rtl.synth import SynthError, check_tools, resolve_device, synthesize
+    from rtl.synth import SynthError, synthesize
 
     geom = load_geometry(args.config)
-    resolve_device(args.target, args.device, args.speed)          # bad names: before the run
     if args.freq <= 0:
         raise InputError(f"--freq {args.freq:g}: must be positive")
     if args.workdir and Path(args.workdir).exists() and not Path(args.workdir).is_dir():
         raise InputError(f"{args.workdir}: --workdir is not a directory")
-    check_tools()
     try:
         report = synthesize(geom, args.target, args.device, args.speed, args.freq,
                             args.workdir, args.seed, progress=say, route=not args.no_route)

@@ -73,7 +73,6 @@ def test_a_failed_run_on_the_command_line(capsys, monkeypatch):
     def no_fit(geom, target, *args, **kwargs):
         check_fit(geom.name, target, "lp384", {"SB_LUT4": 6622})
 
-    monkeypatch.setattr(rtl.synth, "check_tools", lambda: None)
     monkeypatch.setattr(rtl.synth, "synthesize", no_fit)
     code = main(["synth", str(CONFIGS / "tiny.yaml"), "--target", "ice40", "--device",
                  "lp384", "--json"])
