@@ -349,9 +349,9 @@ static int replay(const char* path) {
 }
 
 // ---- the pipe protocol ---------------------------------------------------------------------
+// request kinds (REQ_*) come from geometry.h, generated from verilator_backend._KIND
 
 struct Req { uint8_t kind, cpu, a, b; uint32_t c; uint64_t x, y; } __attribute__((packed));
-enum { REQ_RESET, REQ_CSRRD, REQ_CSRWR, REQ_INSN, REQ_LOOKUP, REQ_VALID, REQ_SNAPSHOT };
 
 // appends the request's words, after a word that counts them
 static void serve(Top* t, std::vector<std::unique_ptr<Top>>& tops, const Req& r,
@@ -367,7 +367,7 @@ static void serve(Top* t, std::vector<std::unique_ptr<Top>>& tops, const Req& r,
     out.insert(out.end(), {o.cycles, o.illegal, o.slot, o.multi_hit});
     break;
   }
-  case REQ_LOOKUP: {
+  case REQ_TRANSLATE: {
     LookupOut o = lookup(t, r.a, r.b & 3, r.b >> 2 & 1, r.x);
     out.insert(out.end(), {o.exc, o.pa, o.mat, o.multi_hit});
     break;

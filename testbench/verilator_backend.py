@@ -121,6 +121,7 @@ def _geometry_header(geom: Geometry) -> str:
         f"#define LOOKUP_LATENCY {geom.lookup_latency}",
         f"#define MAX_CPUS {MAX_CPUS}",
         "enum { CLASS_CSRRD, CLASS_CSRWR, CLASS_TRANSLATE, CLASS_INSN };",
+        "enum { " + ", ".join(f"REQ_{k.upper()} = {v}" for k, v in _KIND.items()) + " };",
         f"enum {{ N_OPS = {len(ops)}, OP_TLBFILL = {ops.index('tlbfill')} }};",
         f"static const char* const OP_NAMES[] = {_c_strings(ops)};",
         table("uint8_t", "OP_CLASS", [classes.get(k, 3) for k in ops]),
