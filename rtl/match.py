@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Cat, Module
+from amaranth import Cat, Const, Module, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -17,14 +17,14 @@ class Match(wiring.Component):
     """Compares ``n`` entry tags with one key. Combinational: 0 cycles.
 
     ``hits[i] = e[i] & (tags[i].g | tags[i].asid == key_asid) & the VPPN bits at and above
-    the entry's PS + 1 equal``. Those bits are given per entry as ``masks[i]``, one bit per
-    :func:`~rtl.layouts.mask_groups` range (1: compared); the bits above the largest page
-    size are always compared, those below the smallest never. V is not part of the match.
+    the entry's PS + 1 equal``. Those bits are given per entry as ``cares[i]``, one bit per
+    VPPN bit (1: compared), made by :func:`care_of` from the entry's mask. V is not part of
+    the match.
 
     Members
     -------
-    e, tags, masks : In
-        Per entry: the E bit, the tag (ASID, G, VPPN), the compare mask.
+    e, tags, cares : In
+        Per entry: the E bit, the tag (ASID, G, VPPN), the VPPN bits compared.
     key_vpn, key_asid : In
         VA[VALEN-1:13] and the ASID to look up.
     hits : Out(n)
@@ -41,7 +41,7 @@ class Match(wiring.Component):
         super().__init__({
             "e": In(n),
             "tags": In(data.ArrayLayout(tag_layout(geom), n)),
-            "masks": In(data.ArrayLayout(max(1, len(mask_groups(geom))), n)),
+            "cares": In(data.ArrayLayout(geom.vppn_bits, n)),
             "key_vpn": In(geom.vppn_bits),
             "key_asid": In(geom.asid_bits),
             "hits": Out(n),
@@ -53,16 +53,12 @@ class Match(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        groups = mask_groups(self.geom)
-        top = groups[-1][1] if groups else min(p - 12 for p in self.geom.page_shifts)
         hits = []
         for i in range(self.n):
             tag = self.tags[i]
-            differ = tag.vppn ^ self.key_vpn
             same_asid = tag.g | (tag.asid == self.key_asid)
-            differs = [differ[top:].any()] + [differ[lo:hi].any() & self.masks[i][k]
-                                              for k, (lo, hi) in enumerate(groups)]
-            hits.append(self.e[i] & same_asid & ~Cat(*differs).any())
+            same_page = ((tag.vppn ^ self.key_vpn) & self.cares[i]) == 0
+            hits.append(self.e[i] & same_asid & same_page)
         m.d.comb += self.hits.eq(Cat(*hits))
         m.d.comb += [
             self.first_onehot.eq(lowest_one(m, self.hits, "first")),
@@ -72,3 +68,20 @@ class Match(wiring.Component):
             self.multi.eq((self.hits & ~self.first_onehot).any()),
         ]
         return m
+
+
+def care_of(geom: Geometry, mask: Value) -> Value:
+    """The VPPN bits an entry compares, from its mask (one bit per
+    :func:`~rtl.layouts.mask_groups` range, 1: compared): the range above the largest page
+    size always, the one below the smallest never.
+
+    Pure wiring, each mask bit repeated over its range. Made once per entry and shared by
+    every :class:`Match`, it lets a match compare the whole VPPN with one AND where a test
+    per range would cost a simulator one operation per range, per entry and per port.
+    """
+    groups = mask_groups(geom)
+    low = groups[0][0] if groups else min(min(p - 12 for p in geom.page_shifts), geom.vppn_bits)
+    top = groups[-1][1] if groups else low
+    parts = [Const(0, low)] + [mask[k].replicate(hi - lo) for k, (lo, hi) in enumerate(groups)]
+    parts.append(Const(-1, geom.vppn_bits - top))
+    return Cat(*parts)

@@ -14,9 +14,9 @@ from sw_model.csr import CSR, CSR_NAMES, sign_extended, write_mask
 from sw_model.geometry import Geometry
 
 from .layouts import (Access, Exc, InsnOp, csr_layout, half_layout, mask_groups,
-                      mtlb_entry_layout, stlb_entry_layout)
-from .match import Match
-from .util import case_of, decoder, lowest_one, onehot_index, onehot_mux
+                      mtlb_entry_layout, stlb_entry_layout, tag_layout)
+from .match import Match, care_of
+from .util import bit_at, case_of, decoder, first_one, onehot_mux
 
 __all__ = ["TLBUnit", "LookupSignature", "CYCLES"]
 
@@ -37,7 +37,7 @@ CYCLES = {
     "TLBWR": "1", "TLBFILL": "1", "TLBSRCH": "2", "TLBRD": "2", "ERTN": "1",
     "TLBFLUSH": "1", "TLBCLR": "2 (STLB set), 1 (MTLB)",
     "INVTLB 0/1": "1", "INVTLB 5/6": "2",
-    "INVTLB 2-4": "1 + the STLB sets that hold a valid entry (at most sets + 1)",
+    "INVTLB 2-4": "1 + the STLB sets that hold a valid entry, or 2 if none does (at most sets + 1)",
 }
 
 
@@ -176,6 +176,14 @@ class TLBUnit(wiring.Component):
             stmts += [elo.NR.eq(half.nr), elo.NX.eq(half.nx), elo.RPLV.eq(half.rplv)]
         return stmts
 
+    def _pick_after_tag(self, onehot, entries):
+        """The fields after the tag (what a lookup uses) of the entry ``onehot`` selects, as a
+        view of the entries' layout with the tag zero: one mux for all of them."""
+        layout = entries[0].shape()
+        tag_size = tag_layout(self.geom).size
+        picked = onehot_mux(onehot, [e.as_value()[tag_size:] for e in entries])
+        return layout(Cat(Const(0, tag_size), picked))
+
     # ---- the design ----------------------------------------------------------------------
     def elaborate(self, platform):
         g = self.geom
@@ -229,13 +237,19 @@ class TLBUnit(wiring.Component):
         mtlb_masks = [Signal(max(1, len(mask_groups(g))), name=f"mtlb{i}_mask")
                       for i in range(M)]
         stlb_mask = self._masks_for_ps(m, stlbps, "stlb_mask") if has_stlb else None
+        # the VPPN bits each entry compares, wired from the masks once for every match
+        stlb_care = Signal(g.vppn_bits, name="stlb_care")
+        if has_stlb:
+            m.d.comb += stlb_care.eq(care_of(g, stlb_mask))
+        mtlb_cares = [Signal(g.vppn_bits, name=f"mtlb{i}_care") for i in range(M)]
+        m.d.comb += [mtlb_cares[i].eq(care_of(g, mtlb_masks[i])) for i in range(M)]
 
         # builders used by the lookup ports and the instruction unit; ``mod`` is the module
         # that owns the logic they make
         def stlb_match(mod, name, e_bits, rows, key_vpn, key_asid):
             match = mod.submodules[name] = Match(g, W)
             for w in range(W):
-                mod.d.comb += [match.tags[w].eq(rows[w].tag), match.masks[w].eq(stlb_mask)]
+                mod.d.comb += [match.tags[w].eq(rows[w].tag), match.cares[w].eq(stlb_care)]
             mod.d.comb += [match.e.eq(e_bits), match.key_vpn.eq(key_vpn),
                            match.key_asid.eq(key_asid)]
             return match
@@ -243,8 +257,7 @@ class TLBUnit(wiring.Component):
         def mtlb_match(mod, name, key_vpn, key_asid):
             match = mod.submodules[name] = Match(g, M)
             for i in range(M):
-                mod.d.comb += [match.tags[i].eq(mtlb[i].tag),
-                               match.masks[i].eq(mtlb_masks[i])]
+                mod.d.comb += [match.tags[i].eq(mtlb[i].tag), match.cares[i].eq(mtlb_cares[i])]
             mod.d.comb += [match.e.eq(mtlb_e), match.key_vpn.eq(key_vpn),
                            match.key_asid.eq(key_asid)]
             return match
@@ -252,8 +265,7 @@ class TLBUnit(wiring.Component):
         def e_of_set(mod, set_, name):
             """The E bits of every way of one STLB set."""
             bits = Signal(W, name=name)
-            onehot = decoder(mod, set_, S, f"{name}_set")
-            mod.d.comb += bits.eq(Cat((e_way[w] & onehot).any() for w in range(W)))
+            mod.d.comb += bits.eq(Cat(bit_at(e_way[w], set_) for w in range(W)))
             return bits
 
         # ---- translation ports -----------------------------------------------------------
@@ -299,16 +311,13 @@ class TLBUnit(wiring.Component):
         hit = s_hit | mm.hit
         multi = mm.multi | ((s.multi | (s_hit & mm.hit)) if W else 0)
         # the hit entry: the STLB wins over the MTLB (lower Index), then the lowest way/entry
-        m_lo0 = onehot_mux(mm.first_onehot, [e.lo0 for e in mtlb])
-        m_lo1 = onehot_mux(mm.first_onehot, [e.lo1 for e in mtlb])
-        m_ps = onehot_mux(mm.first_onehot, [e.ps for e in mtlb])
+        m_hit = self._pick_after_tag(mm.first_onehot, mtlb)
         if W:
-            s_lo0 = onehot_mux(s.first_onehot, [r.lo0 for r in rows])
-            s_lo1 = onehot_mux(s.first_onehot, [r.lo1 for r in rows])
-            lo0, lo1 = Mux(s_hit, s_lo0, m_lo0), Mux(s_hit, s_lo1, m_lo1)
-            ps = Mux(s_hit, self.stlbps, m_ps)
+            s_hit_row = self._pick_after_tag(s.first_onehot, rows)
+            lo0, lo1 = Mux(s_hit, s_hit_row.lo0, m_hit.lo0), Mux(s_hit, s_hit_row.lo1, m_hit.lo1)
+            ps = Mux(s_hit, self.stlbps, m_hit.ps)
         else:
-            lo0, lo1, ps = m_lo0, m_lo1, m_ps
+            lo0, lo1, ps = m_hit.lo0, m_hit.lo1, m_hit.ps
         ps_sig = Signal(6, name=f"lk{p}_ps")
         m.d.comb += ps_sig.eq(ps)
         if g.lookup_latency == 2:
@@ -442,7 +451,7 @@ class TLBUnit(wiring.Component):
 
         def place(name, e_bits, n):
             """Slot in a bank of n: first free, else the policy; returns (slot, full)."""
-            free = lowest_one(dm, ~e_bits, f"{name}_free")
+            free = first_one(dm, ~e_bits, f"{name}_free")
             full = e_bits.all()
             slot = Signal(range(max(2, n)), name=f"{name}_victim")
             rr = Signal(range(max(2, n)), name=f"{name}_rr")
@@ -450,7 +459,7 @@ class TLBUnit(wiring.Component):
                 policy_choice = (lfsr_next * n)[16:]
             else:
                 policy_choice = rr
-            dm.d.comb += slot.eq(Mux(full, policy_choice, onehot_index(free)))
+            dm.d.comb += slot.eq(Mux(full, policy_choice, free))
             return slot, full, rr
 
         if W:
@@ -483,35 +492,40 @@ class TLBUnit(wiring.Component):
         if W:
             occupied = Signal(S, name="sets_occupied")
             dm.d.comb += occupied.eq(_or_all(dm, e_way, S))
-            sweep_todo = Signal(S, name="sweep_todo")
+            sweep_todo = Signal(S, name="sweep_todo")     # occupied sets not yet read
+            sweep_rows = Signal(name="sweep_rows")        # cur_set is one of them
             sweep_from = Signal(S, name="sweep_from")
-            sweep_pick = lowest_one(dm, sweep_from, "sweep_pick")
-            sweep_set = Signal(max(1, set_bits), name="sweep_set")
-            dm.d.comb += sweep_set.eq(onehot_index(sweep_pick)[:max(1, set_bits)])
+            sweep_set = first_one(dm, sweep_from, "sweep_set")
         key_set_src = self._set_of(dm, src_vppn, "srch_set") if W else None
         key_set_va = self._set_of(dm, self.insn_va[13:g.valen], "inv_set") if W else None
 
         # ---- what an instruction changes, gathered here and applied once below ------------
+        # one STLB set changes per cycle: written (TLBWR, TLBFILL) or cleared, in some ways
         stlb_we = Signal(max(1, W), name="stlb_we")
         stlb_waddr = Signal(max(1, set_bits), name="stlb_waddr")
-        stlb_clear = [Signal(S, name=f"stlb_clear_way{w}") for w in range(W)]
         mtlb_we = Signal(M, name="mtlb_we")
         mtlb_clear = Signal(M, name="mtlb_clear")
         step_policy_stlb = Signal()
         step_policy_mtlb = Signal()
 
-        clear_set = Signal(max(1, set_bits), name="clear_set")
         clear_way = Signal(max(1, W), name="clear_way")
         clear_all = Signal(name="clear_all_stlb")
-        clear_set_onehot = decoder(m, clear_set, S, "clear_set_onehot") if W else None
 
         def clear_stlb_set(set_, cond_per_way):
-            m.d.comb += [clear_set.eq(set_), clear_way.eq(Cat(cond_per_way))]
+            m.d.comb += [stlb_waddr.eq(set_), clear_way.eq(Cat(cond_per_way))]
 
         def invtlb_cond(opv, tag, asid):
             """D15: the G/ASID condition of INVTLB ops 0..4 for one entry tag."""
             return Mux(opv < 2, 1,
                        Mux(opv == 2, tag.g, Mux(opv == 3, ~tag.g, ~tag.g & (tag.asid == asid))))
+
+        # The MTLB entries TLBCLR and INVTLB op 2-4 clear, from registers only (the current
+        # ASID; the latched op and ASID): logic per entry that no operand input reaches, so a
+        # simulator does not evaluate it again for every change of an input.
+        clr_mtlb = Signal(M, name="tlbclr_mtlb")
+        inv_mtlb = Signal(M, name="invtlb_mtlb")
+        m.d.comb += [clr_mtlb.eq(Cat(~e.tag.g & (e.tag.asid == cur_asid) for e in mtlb)),
+                     inv_mtlb.eq(Cat(invtlb_cond(inv_op, e.tag, key_asid) for e in mtlb))]
 
         done = self.insn_done
         with m.FSM(name="insn_fsm"):
@@ -566,8 +580,7 @@ class TLBUnit(wiring.Component):
                             with m.If(~in_stlb):
                                 m.d.comb += done.eq(1)
                             with m.If(in_mtlb):
-                                m.d.comb += mtlb_clear.eq(Cat(
-                                    ~e.tag.g & (e.tag.asid == cur_asid) for e in mtlb))
+                                m.d.comb += mtlb_clear.eq(clr_mtlb)
                         with m.Case(InsnOp.TLBSRCH):
                             if W:
                                 m.d.comb += rd_set.eq(key_set_src)
@@ -585,19 +598,14 @@ class TLBUnit(wiring.Component):
                             with m.Elif(self.insn_inv_op < 2):
                                 m.d.comb += [done.eq(1), mtlb_clear.eq(-1), clear_all.eq(1)]
                             with m.Else():
-                                asid = self.insn_asid[:g.asid_bits]
-                                m.d.comb += mtlb_clear.eq(Cat(
-                                    invtlb_cond(self.insn_inv_op, e.tag, asid) for e in mtlb))
+                                # the MTLB is cleared in the last SWEEP cycle, from the
+                                # latched op and ASID; read the first occupied set now
                                 if W:
-                                    # read the first occupied set now; done at once if none
                                     m.d.comb += [sweep_from.eq(occupied), rd_set.eq(sweep_set)]
-                                    m.d.sync += sweep_todo.eq(occupied & ~sweep_pick)
-                                    with m.If(occupied.any()):
-                                        m.next = "SWEEP"
-                                    with m.Else():
-                                        m.d.comb += done.eq(1)
-                                else:
-                                    m.d.comb += done.eq(1)
+                                    m.d.sync += [sweep_todo.eq(occupied),
+                                                 sweep_rows.eq(occupied.any())]
+                                    m.d.sync += sweep_todo.bit_select(sweep_set, 1).eq(0)
+                                m.next = "SWEEP"
 
             with m.State("SRCH"):
                 m.d.comb += done.eq(1)
@@ -661,28 +669,32 @@ class TLBUnit(wiring.Component):
                 m.next = "IDLE"
 
             with m.State("SWEEP"):
-                # one occupied set per cycle: the rows of cur_set are out, the next occupied
-                # set is being read; sets with no valid entry are skipped
+                # one occupied set per cycle: the rows of cur_set are out (if sweep_rows), the
+                # next occupied set is being read; sets with no valid entry are skipped
+                last = Const(1)
                 if W:
-                    clear_stlb_set(cur_set, [invtlb_cond(inv_op, r.tag, key_asid)
-                                             for r in rows])
+                    with m.If(sweep_rows):
+                        clear_stlb_set(cur_set, [invtlb_cond(inv_op, r.tag, key_asid)
+                                                 for r in rows])
                     m.d.comb += [sweep_from.eq(sweep_todo), rd_set.eq(sweep_set)]
-                    m.d.sync += sweep_todo.eq(sweep_todo & ~sweep_pick)
-                    with m.If(~sweep_todo.any()):
-                        m.d.comb += done.eq(1)
-                        m.next = "IDLE"
+                    m.d.sync += [sweep_todo.bit_select(sweep_set, 1).eq(0),
+                                 sweep_rows.eq(sweep_todo.any())]
+                    last = ~sweep_todo.any()
+                with m.If(last):
+                    m.d.comb += [done.eq(1), mtlb_clear.eq(inv_mtlb)]
+                    m.next = "IDLE"
 
         # ---- apply the changes -----------------------------------------------------------
         if W:
-            one = decoder(m, stlb_waddr, S, "stlb_waddr_onehot")
             for w in range(W):
-                m.d.comb += stlb_clear[w].eq(Mux(clear_all, -1,
-                                                 Mux(clear_way[w], clear_set_onehot, 0)))
                 m.d.comb += [wports[w].addr.eq(stlb_waddr), wports[w].data.eq(new_stlb),
                              wports[w].en.eq(stlb_we[w])]
-                written = Mux(stlb_we[w], one, 0)
-                m.d.sync += e_way[w].eq((e_way[w] & ~stlb_clear[w] & ~written)
-                                        | Mux(src_e, written, 0))
+                # one E bit at a time, addressed: a case on the set in the Verilog, which
+                # simulates as a branch where a 256-bit one-hot mask costs a pass over it
+                with m.If(clear_all):
+                    m.d.sync += e_way[w].eq(0)
+                with m.Elif(stlb_we[w] | clear_way[w]):
+                    m.d.sync += e_way[w].bit_select(stlb_waddr, 1).eq(stlb_we[w] & src_e)
             with m.If(step_policy_stlb):
                 m.d.sync += rr_stlb.eq(Mux(rr_stlb == W - 1, 0, rr_stlb + 1))
         for i in range(M):

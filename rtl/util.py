@@ -2,34 +2,59 @@
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, Value, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib.wiring import In
 from amaranth.utils import ceil_log2
 
 
 def lowest_one(m: Module, vector: Value, name: str) -> Signal:
     """One-hot of the lowest set bit of ``vector`` (0 when none is set)."""
-    width = len(vector)
     # name the operand: an expression used twice is emitted twice
-    source = Signal(width, name=f"{name}_in")
-    out = Signal(width, name=name)
-    m.d.comb += source.eq(vector)
-    if width <= 64:
-        m.d.comb += out.eq(source & (-source.as_signed()).as_unsigned())
-        return out
-    # Wider (the 256 STLB sets): x & -x would make every bit depend on all bits below it, a
-    # quadratic netlist that is slow to export, and a chain of "any lower bit set" is 256
-    # logic levels deep. Instead, in blocks of 16: the lowest block holding a 1, then the
-    # lowest 1 within each block; both are x & -x over at most 16 bits.
-    block = 16
-    blocks = [source[i:i + block] for i in range(0, width, block)]
-    any_in = Signal(len(blocks), name=f"{name}_blocks")
-    m.d.comb += any_in.eq(Cat(b.any() for b in blocks))
-    first_block = Signal(len(blocks), name=f"{name}_block")
-    m.d.comb += first_block.eq(any_in & (-any_in.as_signed()).as_unsigned())
-    m.d.comb += out.eq(Cat(Mux(first_block[j], (b & (-b.as_signed()).as_unsigned())[:len(b)], 0)
-                           for j, b in enumerate(blocks)))
+    source = Signal(len(vector), name=f"{name}_in")
+    out = Signal(len(vector), name=name)
+    m.d.comb += [source.eq(vector), out.eq(source & (-source.as_signed()).as_unsigned())]
     return out
+
+
+def first_one(m: Module, vector: Value, name: str) -> Signal:
+    """The index of the lowest set bit of ``vector`` (0 when none is set).
+
+    Wide vectors (the 256 STLB sets) go in blocks of 16: the lowest block holding a 1, that
+    block selected by its index, the lowest 1 within it. Both steps are ``x & -x`` over 16
+    bits, so the depth grows with the log of the width, where ``x & -x`` over the whole
+    vector would be a carry chain as long as it (and a quadratic netlist to export).
+    """
+    width = len(vector)
+    source = Signal(width, name=f"{name}_in")
+    out = Signal(max(1, ceil_log2(width)), name=name)
+    m.d.comb += source.eq(vector)
+    block = 16
+    if width <= block:
+        m.d.comb += out.eq(onehot_index(lowest_one(m, source, f"{name}_onehot")))
+        return out
+    nblocks = -(-width // block)
+    padded = Cat(source, Const(0, nblocks * block - width))
+    any_in = Signal(nblocks, name=f"{name}_blocks")
+    m.d.comb += any_in.eq(Cat(padded[i * block:(i + 1) * block].any()
+                              for i in range(nblocks)))
+    which = first_one(m, any_in, f"{name}_block")
+    within = first_one(m, padded.word_select(which, block), f"{name}_bit")
+    m.d.comb += out.eq(Cat(within, which))
+    return out
+
+
+def bit_at(vector: Value, index: Value) -> Value:
+    """``vector[index]`` for a variable ``index`` below ``len(vector)``.
+
+    Over 32 bits, a 32-bit word is chosen first (a case on the high index bits) and the bit
+    within it second. It is the same mux in hardware; in a compiled simulator it is a branch
+    and a word shift, where a shift of the whole vector costs one operation per word.
+    """
+    word = 32
+    if len(vector) <= word:
+        return vector.bit_select(index, 1)
+    words = Array(vector[i:i + word] for i in range(0, len(vector), word))
+    return words[index[5:]].bit_select(index[:5], 1)
 
 
 def onehot_index(onehot: Value) -> Value:

@@ -6,7 +6,7 @@ import pytest
 from amaranth import Module, Signal
 from amaranth.sim import Simulator
 
-from rtl.util import lowest_one, onehot_index, onehot_mux
+from rtl.util import first_one, lowest_one, onehot_index, onehot_mux
 
 
 def _run(m, bench):
@@ -15,22 +15,41 @@ def _run(m, bench):
     sim.run()
 
 
-@pytest.mark.parametrize("width", [1, 8, 64, 65, 100, 256])
-def test_lowest_one(width):
-    """Both forms: x & -x up to 64 bits, blocks of 16 above (the 256-set sweep)."""
-    m = Module()
-    vector = Signal(width)
-    out = lowest_one(m, vector, "low")
+def _sparse_values(width):
+    """Edge values and random vectors with few bits set (so the lowest one varies)."""
     rng = random.Random(width)
     values = [0, 1, 1 << (width - 1), (1 << width) - 1]
     values += [1 << i | 1 << (width - 1) for i in range(0, width, 7)]
     values += [rng.getrandbits(width) & rng.getrandbits(width) & rng.getrandbits(width)
                for _ in range(200)]
+    return values
+
+
+@pytest.mark.parametrize("width", [1, 8, 64])
+def test_lowest_one(width):
+    m = Module()
+    vector = Signal(width)
+    out = lowest_one(m, vector, "low")
 
     async def bench(ctx):
-        for value in values:
+        for value in _sparse_values(width):
             ctx.set(vector, value)
             assert ctx.get(out) == value & -value, hex(value)
+    _run(m, bench)
+
+
+@pytest.mark.parametrize("width", [1, 5, 16, 17, 64, 100, 256])
+def test_first_one(width):
+    """One level up to 16 bits, blocks of 16 above (the 256-set sweep); 0 when no bit is set."""
+    m = Module()
+    vector = Signal(width)
+    out = first_one(m, vector, "first")
+
+    async def bench(ctx):
+        for value in _sparse_values(width):
+            ctx.set(vector, value)
+            expected = (value & -value).bit_length() - 1 if value else 0
+            assert ctx.get(out) == expected, hex(value)
     _run(m, bench)
 
 
