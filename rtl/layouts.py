@@ -70,6 +70,12 @@ def mtlb_entry_layout(geom: Geometry) -> data.StructLayout:
     return data.StructLayout({"tag": tag_layout(geom), "ps": 6, "lo0": half, "lo1": half})
 
 
+def mtlb_data_layout(geom: Geometry) -> data.StructLayout:
+    """What the MTLB keeps in memory beside its tag registers: PS and both halves."""
+    half = half_layout(geom)
+    return data.StructLayout({"ps": 6, "lo0": half, "lo1": half})
+
+
 def csr_layout(geom: Geometry, name: str) -> data.FlexibleLayout:
     """A CSR as a GRLEN-bit register with its fields at their architectural positions."""
     return data.FlexibleLayout(geom.grlen, {

@@ -57,10 +57,10 @@ TARGETS = {
     "ecp5": {"devices": ECP5_DEVICES, "default": "85k", "speeds": ("6", "7", "8"),
              "speed": "8", "yosys": "synth_ecp5", "nextpnr": "ecp5",
              "luts": ("LUT4",), "brams": ("DP16KD", "PDPW16KD"),
-             "ffs": ("TRELLIS_FF",)},
+             "lut_rams": ("TRELLIS_DPR16X4",), "ffs": ("TRELLIS_FF",)},
     "ice40": {"devices": ICE40_DEVICES, "default": "hx8k", "speeds": (), "speed": None,
               "yosys": "synth_ice40", "nextpnr": "ice40",
-              "luts": ("SB_LUT4",), "brams": ("SB_RAM40_4K",),
+              "luts": ("SB_LUT4",), "brams": ("SB_RAM40_4K",), "lut_rams": (),
               "ffs": ("SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFR", "SB_DFFS", "SB_DFFESR",
                       "SB_DFFER", "SB_DFFES", "SB_DFFN", "SB_DFFNE", "SB_DFFNSR",
                       "SB_DFFNR", "SB_DFFNS", "SB_DFFNESR", "SB_DFFNER", "SB_DFFNES")},
@@ -103,6 +103,11 @@ class RegisteredIO(wiring.Component):
         return m
 
 
+#: LUT4 sites one ECP5 16x4 LUT RAM takes: two slices of storage and the slice that holds
+#: its write port (Lattice's ECP5 family data sheet, distributed RAM)
+LUT_RAM_SITES = 6
+
+
 @dataclass
 class SynthReport:
     config: str
@@ -119,12 +124,20 @@ class SynthReport:
     io: str
     #: False: Fmax is nextpnr's estimate after placement, without routing
     routed: bool = True
+    #: 16x4 LUT RAMs (ECP5), which take LUT4 sites that ``luts`` does not count
+    lut_rams: int = 0
     critical_path: dict = field(default_factory=dict)
     cells: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
 
+    @property
+    def lut_sites(self) -> int:
+        """LUT4s plus the LUT4 sites the LUT RAMs take: the area to compare with a design
+        that has none."""
+        return self.luts + LUT_RAM_SITES * self.lut_rams
+
     def as_json(self) -> dict:
-        return asdict(self)
+        return asdict(self) | {"lut_sites": self.lut_sites}
 
     def lines(self) -> list[str]:
         speed = f", speed grade {self.speed}" if self.speed else ""
@@ -132,6 +145,11 @@ class SynthReport:
             f"{self.config} on {self.target} {self.device}{speed} ({self.io})",
             f"  LUT4s        {self.luts:7d}  ({100 * self.luts / self.device_luts:.1f} % "
             f"of {self.device_luts})",
+        ]
+        if self.lut_rams:
+            lines.append(f"  LUT RAMs     {self.lut_rams:7d}  (16x4; with them "
+                         f"{self.lut_sites} LUT4 sites)")
+        lines += [
             f"  flip-flops   {self.ffs:7d}",
             f"  block RAMs   {self.brams:7d}"
             + (f"  ({100 * self.brams / self.device_brams:.1f} % of {self.device_brams})"
@@ -195,16 +213,18 @@ def _count(cells: dict, names) -> int:
     return sum(n for cell, n in cells.items() if cell in names)
 
 
-def check_fit(name: str, target: str, device: str, cells: dict) -> tuple[int, int, int]:
-    """LUT4s, block RAMs and flip-flops of a mapped design (Yosys's cell counts); a
-    SynthError when there are more LUT4s or block RAMs than the device has."""
+def check_fit(name: str, target: str, device: str, cells: dict) -> tuple[int, int, int, int]:
+    """LUT4s, block RAMs, flip-flops and LUT RAMs of a mapped design (Yosys's cell counts);
+    a SynthError when there are more LUT4 sites or block RAMs than the device has."""
     spec = TARGETS[target]
     _flag, device_luts, device_brams = spec["devices"][device]
     luts, brams = _count(cells, spec["luts"]), _count(cells, spec["brams"])
-    if luts > device_luts or brams > device_brams:
-        raise SynthError(f"{name} does not fit the {target} {device}: {luts} LUT4s "
+    lut_rams = _count(cells, spec["lut_rams"])
+    sites = luts + LUT_RAM_SITES * lut_rams
+    if sites > device_luts or brams > device_brams:
+        raise SynthError(f"{name} does not fit the {target} {device}: {sites} LUT4 sites "
                          f"of {device_luts}, {brams} block RAMs of {device_brams}")
-    return luts, brams, _count(cells, spec["ffs"])
+    return luts, brams, _count(cells, spec["ffs"]), lut_rams
 
 
 def fmax_of(report: dict, log: str) -> float | None:
@@ -269,7 +289,7 @@ def synthesize(geom: Geometry, target: str, device: str | None = None, speed: st
         cells = stat["modules"][f"\\{TOP}"]["num_cells_by_type"] if "modules" in stat \
             else stat["design"]["num_cells_by_type"]
         cells = {name.lstrip("$"): n for name, n in cells.items()}
-        luts, brams, ffs = check_fit(geom.name, target, device, cells)
+        luts, brams, ffs, lut_rams = check_fit(geom.name, target, device, cells)
 
         start = time.perf_counter()
         say(f"synth: nextpnr-{spec['nextpnr']} {device} "
@@ -301,6 +321,6 @@ def synthesize(geom: Geometry, target: str, device: str | None = None, speed: st
         brams=brams, fmax_mhz=round(fmax, 2), device_luts=device_luts,
         device_brams=device_brams,
         io=("I/O through shift registers" if serial else "out of context, I/O registered"),
-        routed=route,
+        routed=route, lut_rams=lut_rams,
         critical_path=_critical_path(report), cells=cells,
         seconds={k: round(v, 1) for k, v in seconds.items()})

@@ -14,9 +14,10 @@ from sw_model.csr import CSR, CSR_NAMES, sign_extended, write_mask
 from sw_model.geometry import Geometry
 
 from .layouts import (Access, Exc, InsnOp, csr_layout, half_layout, mask_groups,
-                      mtlb_entry_layout, stlb_entry_layout, tag_layout)
+                      mtlb_data_layout, mtlb_entry_layout, stlb_entry_layout,
+                      tag_layout)
 from .match import Match, care_of
-from .util import bit_at, case_of, decoder, first_one, onehot_mux
+from .util import bit_at, case_of, decoder, first_one, onehot_index, onehot_mux
 
 __all__ = ["TLBUnit", "LookupSignature", "CYCLES"]
 
@@ -222,7 +223,6 @@ class TLBUnit(wiring.Component):
 
         # ---- storage ---------------------------------------------------------------------
         stlb_layout = stlb_entry_layout(g)
-        mtlb_layout = mtlb_entry_layout(g)
         e_way = self._e_way
         mems, wports = [], []
         for w in range(W):
@@ -230,7 +230,14 @@ class TLBUnit(wiring.Component):
             m.submodules[f"stlb_way{w}"] = mem
             mems.append(mem)
             wports.append(mem.write_port())
-        mtlb = [Signal(mtlb_layout, name=f"mtlb{i}") for i in range(M)]
+        # The MTLB: the tags in registers, for the match of every entry at once; PS and both
+        # halves in a memory, read by index (the first hit, TLBRD's Index) through one
+        # asynchronous port per reader. On an FPGA that is LUT RAM in place of a one-hot
+        # select over every entry per port; in simulation, an array read.
+        mtlb_tags = [Signal(tag_layout(g), name=f"mtlb{i}_tag") for i in range(M)]
+        mtlb_data = m.submodules.mtlb_data = memory.Memory(
+            shape=mtlb_data_layout(g), depth=M, init=[])
+        mtlb_wport = mtlb_data.write_port()
         mtlb_e = self._mtlb_e
         # each MTLB entry keeps its compare mask (decoded from PS once, when written) in a
         # register beside it: one decoder for the bank instead of one per entry
@@ -257,7 +264,7 @@ class TLBUnit(wiring.Component):
         def mtlb_match(mod, name, key_vpn, key_asid):
             match = mod.submodules[name] = Match(g, M)
             for i in range(M):
-                mod.d.comb += [match.tags[i].eq(mtlb[i].tag), match.cares[i].eq(mtlb_cares[i])]
+                mod.d.comb += [match.tags[i].eq(mtlb_tags[i]), match.cares[i].eq(mtlb_cares[i])]
             mod.d.comb += [match.e.eq(mtlb_e), match.key_vpn.eq(key_vpn),
                            match.key_asid.eq(key_asid)]
             return match
@@ -272,15 +279,16 @@ class TLBUnit(wiring.Component):
         # Ports are built last to first so that port 0's CSR writes come last and win.
         for p in reversed(range(g.lookup_ports)):
             m.submodules[f"lookup{p}"] = pm = Module()
-            self._lookup_port(pm, m, p, csr, mems, wports, e_way, e_of_set, mtlb, stlb_match,
+            self._lookup_port(pm, m, p, csr, mems, wports, e_way, e_of_set, mtlb_data, stlb_match,
                               mtlb_match, multi_hit)
 
         # ---- instruction unit ------------------------------------------------------------
-        self._instructions(m, csr, mems, wports, e_way, e_of_set, mtlb, mtlb_e, mtlb_masks,
+        self._instructions(m, csr, mems, wports, e_way, e_of_set, mtlb_tags, mtlb_data,
+                           mtlb_wport, mtlb_e, mtlb_masks,
                            stlb_match, mtlb_match, multi_hit, istlbr, cur_asid)
         return m
 
-    def _lookup_port(self, m, top, p, csr, mems, wports, e_way, e_of_set, mtlb, stlb_match,
+    def _lookup_port(self, m, top, p, csr, mems, wports, e_way, e_of_set, mtlb_data, stlb_match,
                      mtlb_match, multi_hit):
         g = self.geom
         W = g.stlb_ways
@@ -311,7 +319,9 @@ class TLBUnit(wiring.Component):
         hit = s_hit | mm.hit
         multi = mm.multi | ((s.multi | (s_hit & mm.hit)) if W else 0)
         # the hit entry: the STLB wins over the MTLB (lower Index), then the lowest way/entry
-        m_hit = self._pick_after_tag(mm.first_onehot, mtlb)
+        m_read = mtlb_data.read_port(domain="comb")
+        m.d.comb += m_read.addr.eq(mm.first)
+        m_hit = m_read.data
         if W:
             s_hit_row = self._pick_after_tag(s.first_onehot, rows)
             lo0, lo1 = Mux(s_hit, s_hit_row.lo0, m_hit.lo0), Mux(s_hit, s_hit_row.lo1, m_hit.lo1)
@@ -388,7 +398,8 @@ class TLBUnit(wiring.Component):
                                csr["ESTAT"].Ecode.eq(exc.as_value() - 1),
                                csr["ESTAT"].EsubCode.eq(0)]
 
-    def _instructions(self, m, csr, mems, wports, e_way, e_of_set, mtlb, mtlb_e, mtlb_masks,
+    def _instructions(self, m, csr, mems, wports, e_way, e_of_set, mtlb_tags, mtlb_data,
+                      mtlb_wport, mtlb_e, mtlb_masks,
                       stlb_match, mtlb_match, multi_hit, istlbr, cur_asid):
         g = self.geom
         W, S, M = g.stlb_ways, g.stlb_sets, g.mtlb_entries
@@ -438,6 +449,9 @@ class TLBUnit(wiring.Component):
         m.d.comb += idx_m.eq(index - g.stlb_entries)
         idx_m_onehot = Signal(M, name="idx_mtlb_onehot")
         m.d.comb += idx_m_onehot.eq(Mux(in_mtlb, decoder(m, idx_m, M, "idx_mtlb_dec"), 0))
+        rd_port = mtlb_data.read_port(domain="comb")      # TLBRD's read of the MTLB data
+        m.d.comb += rd_port.addr.eq(idx_m)
+        rd_data = rd_port.data
 
         # ---- TLBFILL placement (D9, D10) --------------------------------------------------
         lfsr = Signal(16, init=g.seed, name="lfsr")
@@ -524,8 +538,8 @@ class TLBUnit(wiring.Component):
         # simulator does not evaluate it again for every change of an input.
         clr_mtlb = Signal(M, name="tlbclr_mtlb")
         inv_mtlb = Signal(M, name="invtlb_mtlb")
-        m.d.comb += [clr_mtlb.eq(Cat(~e.tag.g & (e.tag.asid == cur_asid) for e in mtlb)),
-                     inv_mtlb.eq(Cat(invtlb_cond(inv_op, e.tag, key_asid) for e in mtlb))]
+        m.d.comb += [clr_mtlb.eq(Cat(~t.g & (t.asid == cur_asid) for t in mtlb_tags)),
+                     inv_mtlb.eq(Cat(invtlb_cond(inv_op, t, key_asid) for t in mtlb_tags))]
 
         done = self.insn_done
         with m.FSM(name="insn_fsm"):
@@ -624,7 +638,11 @@ class TLBUnit(wiring.Component):
                 m.d.comb += done.eq(1)
                 entry = Signal(mtlb_entry_layout(g), name="rd_entry")
                 present = Signal(name="rd_present")
-                m_sel = onehot_mux(idx_m_onehot, [e.as_value() for e in mtlb])
+                m_sel = Signal(mtlb_entry_layout(g), name="rd_mtlb_entry")
+                m.d.comb += [m_sel.tag.eq(onehot_mux(idx_m_onehot,
+                                                     [t.as_value() for t in mtlb_tags])),
+                             m_sel.ps.eq(rd_data.ps), m_sel.lo0.eq(rd_data.lo0),
+                             m_sel.lo1.eq(rd_data.lo1)]
                 m_e = (mtlb_e & idx_m_onehot).any()
                 if W:
                     way_onehot = Signal(W, name="rd_way_onehot")
@@ -662,7 +680,7 @@ class TLBUnit(wiring.Component):
             with m.State("PAGE"):
                 m.d.comb += done.eq(1)
                 op5 = inv_op == 5
-                m.d.comb += mtlb_clear.eq(mm.hits & ~Mux(op5, Cat(e.tag.g for e in mtlb), 0))
+                m.d.comb += mtlb_clear.eq(mm.hits & ~Mux(op5, Cat(t.g for t in mtlb_tags), 0))
                 if W:
                     clear_stlb_set(cur_set, [s.hits[w] & ~(op5 & rows[w].tag.g)
                                              for w in range(W)])
@@ -699,7 +717,10 @@ class TLBUnit(wiring.Component):
                 m.d.sync += rr_stlb.eq(Mux(rr_stlb == W - 1, 0, rr_stlb + 1))
         for i in range(M):
             with m.If(mtlb_we[i]):
-                m.d.sync += [mtlb[i].eq(new_entry), mtlb_masks[i].eq(new_mask)]
+                m.d.sync += [mtlb_tags[i].eq(new_entry.tag), mtlb_masks[i].eq(new_mask)]
+        m.d.comb += [mtlb_wport.en.eq(mtlb_we.any()), mtlb_wport.addr.eq(onehot_index(mtlb_we)),
+                     mtlb_wport.data.ps.eq(new_entry.ps), mtlb_wport.data.lo0.eq(new_entry.lo0),
+                     mtlb_wport.data.lo1.eq(new_entry.lo1)]
         m.d.sync += mtlb_e.eq((mtlb_e & ~mtlb_clear & ~mtlb_we) | Mux(src_e, mtlb_we, 0))
         with m.If(step_policy_mtlb):
             m.d.sync += rr_mtlb.eq(Mux(rr_mtlb == M - 1, 0, rr_mtlb + 1))

@@ -52,7 +52,8 @@ static InsnOut insn(Top* t, uint32_t op, uint32_t inv_op, uint32_t asid, uint64_
     bool done = t->insn_done;
     if (done) { o.illegal = t->insn_illegal; o.slot = t->insn_slot; }
     tick(t); o.cycles++;
-    if (o.cycles == 1) { t->insn_valid = 0; t->eval(); }
+    // after the accept no output depends on insn_valid: no eval() needed for the clear
+    if (o.cycles == 1) t->insn_valid = 0;
     if (done || o.cycles > (1u << 18)) break;
   }
   o.multi_hit = t->multi_hit;

@@ -54,15 +54,21 @@ def test_tiny_on_ecp5(capsys, tmp_path):
 def test_does_not_fit():
     """The check made on Yosys's cell counts, before place and route."""
     cells = {"SB_LUT4": 6622, "SB_DFFE": 1088, "SB_RAM40_4K": 2}
-    with pytest.raises(SynthError, match="tiny does not fit the ice40 up5k: 6622 LUT4s of 5280"):
+    with pytest.raises(SynthError,
+                       match="tiny does not fit the ice40 up5k: 6622 LUT4 sites of 5280"):
         check_fit("tiny", "ice40", "up5k", cells)
-    assert check_fit("tiny", "ice40", "hx8k", cells) == (6622, 2, 1088)
+    assert check_fit("tiny", "ice40", "hx8k", cells) == (6622, 2, 1088, 0)
     with pytest.raises(SynthError, match="3 block RAMs of 0"):
         check_fit("x", "ice40", "lp384", {"SB_LUT4": 10, "SB_RAM40_4K": 3})
     assert check_fit("la464", "ecp5", "85k", {"LUT4": 46695, "DP16KD": 96,
-                                              "TRELLIS_FF": 13393}) == (46695, 96, 13393)
-    with pytest.raises(SynthError, match="46695 LUT4s of 43848"):
+                                              "TRELLIS_FF": 13393}) == (46695, 96, 13393, 0)
+    with pytest.raises(SynthError, match="46695 LUT4 sites of 43848"):
         check_fit("la464", "ecp5", "45k", {"LUT4": 46695, "DP16KD": 96})
+    # a 16x4 LUT RAM takes six LUT4 sites that the LUT4 count leaves out
+    assert check_fit("x", "ecp5", "12k", {"LUT4": 11000, "TRELLIS_DPR16X4": 182}) \
+        == (11000, 0, 0, 182)
+    with pytest.raises(SynthError, match="12098 LUT4 sites of 12096"):
+        check_fit("x", "ecp5", "12k", {"LUT4": 11000, "TRELLIS_DPR16X4": 183})
 
 
 def test_a_failed_run_on_the_command_line(capsys, monkeypatch):
@@ -78,9 +84,9 @@ def test_a_failed_run_on_the_command_line(capsys, monkeypatch):
                  "lp384", "--json"])
     out, err = capsys.readouterr()
     assert code == 1
-    assert err.startswith("FAIL tiny does not fit the ice40 lp384: 6622 LUT4s of 384")
+    assert err.startswith("FAIL tiny does not fit the ice40 lp384: 6622 LUT4 sites of 384")
     assert json.loads(out) == {"config": "tiny", "target": "ice40",
-                               "error": "tiny does not fit the ice40 lp384: 6622 LUT4s of "
+                               "error": "tiny does not fit the ice40 lp384: 6622 LUT4 sites of "
                                         "384, 0 block RAMs of 0"}
 
 
