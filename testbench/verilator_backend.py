@@ -50,6 +50,11 @@ from .replay import ReplayResult, where
 from .trace import (_BOOL_KEYS, EXPECT_KEYS, MAX_CPUS, OPS, OUTPUT_CSRS, Op, check_expect,
                     parse_line)
 
+#: the RTL sources and this module as they were when this process imported them: the cache
+#: key describes the code that builds the model, even if the files change during a run
+_SOURCES = tuple(path.read_text() for path in (
+    Path(__file__), *sorted((Path(__file__).resolve().parent.parent / "rtl").glob("*.py"))))
+
 _REQ = struct.Struct("<BBBBIQQ")
 _KIND = {"reset": 0, "csrrd": 1, "csrwr": 2, "insn": 3, "translate": 4, "valid": 5,
          "snapshot": 6}
@@ -199,13 +204,11 @@ def build(geom: Geometry, progress=None) -> Path:
     verilator = _verilator()
     version = subprocess.run([verilator, "--version"], capture_output=True,
                              text=True).stdout.strip()
-    rtl_dir = Path(__file__).resolve().parent.parent / "rtl"
     header = _geometry_header(geom)
+    harness = HARNESS.read_text()
     digest = hashlib.sha256()
     fields = {k: v for k, v in vars(geom).items() if k != "source"}
-    for part in (repr(sorted(fields.items())), version, header, HARNESS.read_text(),
-                 Path(__file__).read_text(),
-                 *(p.read_text() for p in sorted(rtl_dir.glob("*.py")))):
+    for part in (repr(sorted(fields.items())), version, header, harness, *_SOURCES):
         digest.update(part.encode())
     root = _cache_root() / f"{geom.name}-{digest.hexdigest()[:16]}"
     exe = root / "obj_dir" / "sim"
@@ -220,7 +223,7 @@ def build(geom: Geometry, progress=None) -> Path:
     tmp.mkdir(parents=True)
     (tmp / f"{TOP}.v").write_text(verilog.convert(SimTop(geom), name=TOP, emit_src=False))
     (tmp / "geometry.h").write_text(header)
-    shutil.copyfile(HARNESS, tmp / "harness.cpp")
+    (tmp / "harness.cpp").write_text(harness)
     cmd = [verilator, "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 2),
            "--top-module", TOP, "-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-CASEINCOMPLETE",
            "--x-assign", "fast", "--x-initial", "fast", "-O3", "-CFLAGS", "-O1",

@@ -136,3 +136,18 @@ def test_old_builds_are_pruned(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "tiny-0000000000000002", "tiny-0000000000000003", "tiny-0000000000000004",
         "tiny-00000000000000aa.tmp123", "tiny2-0000000000000000"]
+
+
+def test_the_cache_key_is_the_code_this_process_runs(exe, monkeypatch):
+    """RTL files edited on disk after this process imported them do not change the key: the
+    model is built from the imported code, so a key read from the files again would file a
+    build of the old code under the new code's name."""
+    from testbench.verilator_backend import build
+    read = Path.read_text
+
+    def edited(self, *args, **kwargs):
+        text = read(self, *args, **kwargs)
+        return text + "\n# edited\n" if self.suffix == ".py" else text
+
+    monkeypatch.setattr(Path, "read_text", edited)
+    assert build(GEOMS["tiny"]) == exe
