@@ -1,7 +1,7 @@
 """FPGA resources and Fmax of the presets against the targets of issue #6.
 
-    python benchmarks/fpga.py [--configs la32r la464] [--latency 1|2] [--no-route] [--workdir DIR]
-                              [--json FILE]
+    python benchmarks/fpga.py [--configs la32r la464] [--latency 1|2|3] [--no-route]
+                              [--workdir DIR] [--json FILE]
 
 Each preset goes through ``loongtlb synth`` (YoWASP Yosys and nextpnr, the fpga extra) on an
 ECP5-85, speed grade 8, out of context. la32r takes about 10 minutes on a 2-core machine and
@@ -34,7 +34,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--configs", nargs="+", default=["la32r", "la464"])
     parser.add_argument("--workdir", help="keep each run's files in DIR/NAME")
-    parser.add_argument("--latency", type=int, choices=(1, 2),
+    parser.add_argument("--latency", type=int, choices=(1, 2, 3),
                         help="override the presets' lookup_latency")
     parser.add_argument("--no-route", action="store_true",
                         help="stop after placement (Fmax estimated; la464 routes for hours)")

@@ -10,7 +10,7 @@ from amaranth.utils import ceil_log2
 from sw_model.geometry import Geometry
 
 from .layouts import mask_groups, tag_layout
-from .util import lowest_one, onehot_index
+from .util import priority
 
 
 class Match(wiring.Component):
@@ -60,13 +60,9 @@ class Match(wiring.Component):
             same_page = ((tag.vppn ^ self.key_vpn) & self.cares[i]) == 0
             hits.append(self.e[i] & same_asid & same_page)
         m.d.comb += self.hits.eq(Cat(*hits))
-        m.d.comb += [
-            self.first_onehot.eq(lowest_one(m, self.hits, "first")),
-            self.first.eq(onehot_index(self.first_onehot)),
-            self.hit.eq(self.hits.any()),
-            # more than one bit set: clearing the lowest one leaves something
-            self.multi.eq((self.hits & ~self.first_onehot).any()),
-        ]
+        first_onehot, first, hit, multi = priority(m, self.hits, "first")
+        m.d.comb += [self.first_onehot.eq(first_onehot), self.first.eq(first),
+                     self.hit.eq(hit), self.multi.eq(multi)]
         return m
 
 

@@ -17,7 +17,7 @@ from .layouts import (Access, Exc, InsnOp, csr_layout, half_layout, mask_groups,
                       mtlb_data_layout, mtlb_entry_layout, stlb_entry_layout,
                       tag_layout)
 from .match import Match, care_of
-from .util import bit_at, case_of, decoder, first_one, onehot_index, onehot_mux
+from .util import bit_at, case_of, decoder, first_one, onehot_mux, priority
 
 __all__ = ["TLBUnit", "LookupSignature", "CYCLES"]
 
@@ -34,7 +34,7 @@ def _or_all(m, vectors, width):
 #: worst-case cycles from accepting an instruction to its completion (``insn_done``);
 #: ``sets`` stands for the number of STLB sets
 CYCLES = {
-    "lookup": "lookup_latency, 1 or 2 (a new lookup every cycle on every port)",
+    "lookup": "lookup_latency, 1 to 3 (a new lookup every cycle on every port)",
     "TLBWR": "1", "TLBFILL": "1", "TLBSRCH": "2", "TLBRD": "2", "ERTN": "1",
     "TLBFLUSH": "1", "TLBCLR": "2 (STLB set), 1 (MTLB)",
     "INVTLB 0/1": "1", "INVTLB 5/6": "2",
@@ -47,8 +47,11 @@ class LookupSignature(wiring.Signature):
 
     In: ``valid``, ``va``, ``access`` (load / store / fetch), ``effect`` (1: an exception
     takes effect, D13; 0: a probe that changes nothing). Out, ``lookup_latency`` cycles
-    after ``valid`` (1, or 2 with a register after the match): ``resp_valid``, ``exc``,
-    ``pa``, ``mat``; an exception's CSR writes take effect at the edge that ends that cycle.
+    after ``valid`` (1; 2 with a register after the select of the hit entry; 3 with one
+    after the compare as well): ``resp_valid``, ``exc``, ``pa``, ``mat``; an exception's CSR
+    writes take effect at the edge that ends that cycle. With latency 3 the MTLB's halves
+    are read a cycle after its compare, so a lookup overlapping a TLB write may see the
+    written halves with the old tags: drain the lookups before TLB maintenance.
     """
 
     def __init__(self, geom: Geometry):
@@ -315,30 +318,49 @@ class TLBUnit(wiring.Component):
             s = stlb_match(m, f"lk{p}_stlb", e_of_set(m, set_, f"lk{p}_set_e"), rows, vpn, asid)
         mm = mtlb_match(m, f"lk{p}_mtlb", vpn, asid)
 
+        def stage(value, name):
+            """``value`` one cycle later."""
+            reg = Signal.like(value, name=f"lk{p}_{name}_r")
+            m.d.sync += reg.eq(value)
+            return reg
+
+        def stage_request():
+            return (stage(va, "va"), stage(access, "access"), stage(effect, "effect"),
+                    stage(valid, "valid"))
+
         s_hit = s.hit if W else Const(0)
-        hit = s_hit | mm.hit
-        multi = mm.multi | ((s.multi | (s_hit & mm.hit)) if W else 0)
+        s_multi = s.multi if W else Const(0)
+        if W:
+            # the STLB's hit row (the lowest way): a small one-hot select of W rows
+            s_hit_row = self._pick_after_tag(s.first_onehot, rows)
+            s_lo0, s_lo1 = s_hit_row.lo0, s_hit_row.lo1
+        m_first, m_hit_any, m_multi = mm.first, mm.hit, mm.multi
+        if g.lookup_latency == 3:
+            # a register right after the compare: the MTLB's hit vector and the STLB's hit
+            # row; the MTLB's lowest hit and its read come a cycle after its match
+            va, access, effect, valid = stage_request()
+            _onehot, m_first, m_hit_any, m_multi = priority(m, stage(mm.hits, "mtlb_hits"),
+                                                            f"lk{p}_mtlb_first")
+            if W:
+                s_hit, s_multi = stage(s.hit, "stlb_hit"), stage(s.multi, "stlb_multi")
+                s_lo0, s_lo1 = stage(s_lo0, "stlb_lo0"), stage(s_lo1, "stlb_lo1")
+        hit = s_hit | m_hit_any
+        multi = m_multi | s_multi | (s_hit & m_hit_any)
         # the hit entry: the STLB wins over the MTLB (lower Index), then the lowest way/entry
         m_read = mtlb_data.read_port(domain="comb")
-        m.d.comb += m_read.addr.eq(mm.first)
+        m.d.comb += m_read.addr.eq(m_first)
         m_hit = m_read.data
         if W:
-            s_hit_row = self._pick_after_tag(s.first_onehot, rows)
-            lo0, lo1 = Mux(s_hit, s_hit_row.lo0, m_hit.lo0), Mux(s_hit, s_hit_row.lo1, m_hit.lo1)
+            lo0, lo1 = Mux(s_hit, s_lo0, m_hit.lo0), Mux(s_hit, s_lo1, m_hit.lo1)
             ps = Mux(s_hit, self.stlbps, m_hit.ps)
         else:
             lo0, lo1, ps = m_hit.lo0, m_hit.lo1, m_hit.ps
         ps_sig = Signal(6, name=f"lk{p}_ps")
         m.d.comb += ps_sig.eq(ps)
-        if g.lookup_latency == 2:
-            # a register between the match and the checks: the hit entry's halves and what
+        if g.lookup_latency >= 2:
+            # a register between the select and the checks: the hit entry's halves and what
             # the checks and the exception's CSR writes need, one cycle on
-            def stage(value, name):
-                reg = Signal.like(value, name=f"lk{p}_{name}_r")
-                m.d.sync += reg.eq(value)
-                return reg
-            va, access, effect, valid = (stage(va, "va"), stage(access, "access"),
-                                         stage(effect, "effect"), stage(valid, "valid"))
+            va, access, effect, valid = stage_request()
             hit, multi = stage(hit, "hit"), stage(multi, "multi")
             lo0, lo1 = stage(lo0, "lo0"), stage(lo1, "lo1")
             ps_sig = stage(ps_sig, "ps")
@@ -518,6 +540,9 @@ class TLBUnit(wiring.Component):
         stlb_we = Signal(max(1, W), name="stlb_we")
         stlb_waddr = Signal(max(1, set_bits), name="stlb_waddr")
         mtlb_we = Signal(M, name="mtlb_we")
+        # the same write as mtlb_we, as an address and an enable that do not wait for it
+        mtlb_waddr = Signal(range(max(2, M)), name="mtlb_waddr")
+        mtlb_write = Signal(name="mtlb_write")
         mtlb_clear = Signal(M, name="mtlb_clear")
         step_policy_stlb = Signal()
         step_policy_mtlb = Signal()
@@ -557,7 +582,8 @@ class TLBUnit(wiring.Component):
                                                  stlb_waddr.eq(idx_set)]
                             with m.If(in_mtlb):
                                 with m.If(ps_listed):
-                                    m.d.comb += mtlb_we.eq(idx_m_onehot)
+                                    m.d.comb += [mtlb_we.eq(idx_m_onehot), mtlb_waddr.eq(idx_m),
+                                                 mtlb_write.eq(1)]
                                 with m.Else():
                                     m.d.comb += self.insn_illegal.eq(1)
                         with m.Case(InsnOp.TLBFILL):
@@ -573,7 +599,8 @@ class TLBUnit(wiring.Component):
                                         self.insn_slot.eq(Cat(fill_set[:set_bits], fill_way)),
                                     ]
                             with m.Else():
-                                m.d.comb += [mtlb_we.eq(fill_m_onehot),
+                                m.d.comb += [mtlb_we.eq(fill_m_onehot), mtlb_waddr.eq(fill_m),
+                                             mtlb_write.eq(1),
                                              step_policy_mtlb.eq(mtlb_full),
                                              self.insn_slot.eq(g.stlb_entries + fill_m)]
                         with m.Case(InsnOp.ERTN):
@@ -718,7 +745,7 @@ class TLBUnit(wiring.Component):
         for i in range(M):
             with m.If(mtlb_we[i]):
                 m.d.sync += [mtlb_tags[i].eq(new_entry.tag), mtlb_masks[i].eq(new_mask)]
-        m.d.comb += [mtlb_wport.en.eq(mtlb_we.any()), mtlb_wport.addr.eq(onehot_index(mtlb_we)),
+        m.d.comb += [mtlb_wport.en.eq(mtlb_write), mtlb_wport.addr.eq(mtlb_waddr),
                      mtlb_wport.data.ps.eq(new_entry.ps), mtlb_wport.data.lo0.eq(new_entry.lo0),
                      mtlb_wport.data.lo1.eq(new_entry.lo1)]
         m.d.sync += mtlb_e.eq((mtlb_e & ~mtlb_clear & ~mtlb_we) | Mux(src_e, mtlb_we, 0))

@@ -16,6 +16,13 @@ def lowest_one(m: Module, vector: Value, name: str) -> Signal:
     return out
 
 
+def priority(m: Module, hits: Value, name: str) -> tuple[Signal, Value, Value, Value]:
+    """Of a hit vector: the lowest hit one-hot and as an index, any hit, more than one."""
+    first_onehot = lowest_one(m, hits, name)
+    # more than one bit set: clearing the lowest one leaves something
+    return first_onehot, onehot_index(first_onehot), hits.any(), (hits & ~first_onehot).any()
+
+
 def first_one(m: Module, vector: Value, name: str) -> Signal:
     """The index of the lowest set bit of ``vector`` (0 when none is set).
 

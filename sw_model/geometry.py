@@ -247,7 +247,7 @@ def geometry_from_dict(data, source: str = "<dict>") -> Geometry:
     elif seed is not None:
         seed = c.integer(seed, "replacement.seed", 1, 0xFFFF)
     ports = c.integer(data["lookup_ports"], "lookup_ports", 1, 16)
-    latency = c.integer(data.get("lookup_latency", 1), "lookup_latency", 1, 2)
+    latency = c.integer(data.get("lookup_latency", 1), "lookup_latency", 1, 3)
 
     return Geometry(name=name, grlen=grlen, valen=valen, palen=palen, asid_bits=asid_bits,
                     stlb_ways=ways, stlb_sets=sets, mtlb_entries=entries,

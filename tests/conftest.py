@@ -44,12 +44,13 @@ def _derived(base: str, **changes) -> Geometry:
 def _geometries() -> dict[str, Geometry]:
     geoms = {name: load_geometry(CONFIGS / f"{name}.yaml") for name in ("tiny", "la464", "la32r")}
     geoms["tiny_rr"] = _derived("tiny", name="tiny_rr", replacement={"policy": "round_robin"})
-    # MTLB-only LA64 with a non-power-of-two MTLB
-    geoms["mtlb6"] = _derived("tiny", name="mtlb6", stlb=None, mtlb={"entries": 6})
+    # MTLB-only LA64 with a non-power-of-two MTLB, and the three-stage lookup
+    geoms["mtlb6"] = _derived("tiny", name="mtlb6", stlb=None, mtlb={"entries": 6},
+                              lookup_latency=3)
     geoms["asid4"] = _derived("tiny", name="asid4", asid_bits=4)
-    # odd shapes: 3 ways x 2 sets, a 5-entry MTLB, round robin
+    # odd shapes: 3 ways x 2 sets, a 5-entry MTLB, round robin, the three-stage lookup
     geoms["odd"] = _derived("tiny", name="odd", stlb={"ways": 3, "sets": 2}, mtlb={"entries": 5},
-                            replacement={"policy": "round_robin"})
+                            replacement={"policy": "round_robin"}, lookup_latency=3)
     # VALEN < GRLEN on a narrow address space, PALEN < VALEN
     geoms["narrow"] = _derived("tiny", name="narrow", valen=40, palen=36,
                                page_shifts=[12, 14, 21])

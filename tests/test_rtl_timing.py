@@ -64,7 +64,7 @@ def test_cycle_budgets(name, sim):
         backend.close()
 
 
-@pytest.mark.parametrize("latency", [1, 2])
+@pytest.mark.parametrize("latency", [1, 2, 3])
 def test_a_lookup_every_cycle_on_every_port(latency):
     """Both ports take a new VA every cycle; each answer comes ``lookup_latency`` cycles
     later and equals the reference model's."""
