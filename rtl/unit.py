@@ -72,8 +72,10 @@ class TLBUnit(wiring.Component):
     way at one address. The E bits live in registers beside the memories, one ``sets``-bit
     vector per way, so that INVTLB op 0/1 and TLBFLUSH clear them in one cycle and TLBFILL
     finds a free way without reading memory. Every memory has one read port per translation
-    port and one for the instruction unit, all transparent to its write port. The MTLB is
-    ``entries`` registers with their own PS.
+    port and one for the instruction unit, all transparent to its write port. The MTLB
+    keeps its ``entries`` tags (with their E bits and compare masks) in registers, matched
+    all at once, and each entry's PS and halves in a memory with one asynchronous read port
+    per translation port (addressed by the lowest hit) and one for TLBRD.
 
     Ports
     -----
