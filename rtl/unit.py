@@ -35,7 +35,7 @@ def _or_all(m, vectors, width):
 #: ``sets`` stands for the number of STLB sets
 CYCLES = {
     "lookup": "lookup_latency, 1 to 3 (a new lookup every cycle on every port)",
-    "TLBWR": "1", "TLBFILL": "1", "TLBSRCH": "2", "TLBRD": "2", "ERTN": "1",
+    "TLBWR": "1", "TLBFILL": "2", "TLBSRCH": "3", "TLBRD": "2", "ERTN": "1",
     "TLBFLUSH": "1", "TLBCLR": "2 (STLB set), 1 (MTLB)",
     "INVTLB 0/1": "1", "INVTLB 5/6": "2",
     "INVTLB 2-4": "1 + the STLB sets that hold a valid entry, or 2 if none does (at most sets + 1)",
@@ -498,7 +498,12 @@ class TLBUnit(wiring.Component):
             else:
                 policy_choice = rr
             dm.d.comb += slot.eq(Mux(full, policy_choice, free))
-            return slot, full, rr
+            # registered: TLBFILL finds its slot in the accept cycle and writes in the next,
+            # so the search (the E bits, the lowest free one, the policy) ends at a register
+            slot_r = Signal.like(slot, name=f"{name}_victim_r")
+            full_r = Signal(name=f"{name}_full_r")
+            m.d.sync += [slot_r.eq(slot), full_r.eq(full)]
+            return slot_r, full_r, rr
 
         if W:
             fill_way, stlb_full, rr_stlb = place("stlb", e_of_set(dm, fill_set, "fill_set_e"), W)
@@ -568,6 +573,11 @@ class TLBUnit(wiring.Component):
         m.d.comb += [clr_mtlb.eq(Cat(~t.g & (t.asid == cur_asid) for t in mtlb_tags)),
                      inv_mtlb.eq(Cat(invtlb_cond(inv_op, t, key_asid) for t in mtlb_tags))]
 
+        # TLBSRCH's hit vectors, between its compare and its lowest hit
+        srch_m_hits = Signal(M, name="srch_mtlb_hits")
+        srch_s_hits = Signal(max(1, W), name="srch_stlb_hits")
+        srch_set = Signal(max(1, set_bits), name="srch_set_r")
+
         done = self.insn_done
         with m.FSM(name="insn_fsm"):
             with m.State("IDLE"):
@@ -589,22 +599,7 @@ class TLBUnit(wiring.Component):
                                 with m.Else():
                                     m.d.comb += self.insn_illegal.eq(1)
                         with m.Case(InsnOp.TLBFILL):
-                            m.d.comb += done.eq(1)
-                            with m.If(~ps_listed):
-                                m.d.comb += self.insn_illegal.eq(1)
-                            with m.Elif(to_stlb):
-                                if W:
-                                    m.d.comb += [
-                                        stlb_we.eq(Const(1, W) << fill_way),
-                                        stlb_waddr.eq(fill_set),
-                                        step_policy_stlb.eq(stlb_full),
-                                        self.insn_slot.eq(Cat(fill_set[:set_bits], fill_way)),
-                                    ]
-                            with m.Else():
-                                m.d.comb += [mtlb_we.eq(fill_m_onehot), mtlb_waddr.eq(fill_m),
-                                             mtlb_write.eq(1),
-                                             step_policy_mtlb.eq(mtlb_full),
-                                             self.insn_slot.eq(g.stlb_entries + fill_m)]
+                            m.next = "FILL"
                         with m.Case(InsnOp.ERTN):
                             m.d.comb += done.eq(1)
                             m.d.sync += istlbr.eq(0)
@@ -650,16 +645,44 @@ class TLBUnit(wiring.Component):
                                     m.d.sync += sweep_todo.bit_select(sweep_set, 1).eq(0)
                                 m.next = "SWEEP"
 
-            with m.State("SRCH"):
+            with m.State("FILL"):
+                # the slot was found in the accept cycle (place(), registered)
                 m.d.comb += done.eq(1)
-                s_hit = s.hit if W else Const(0)
-                with m.If(s_hit | mm.hit):
-                    slot = (Mux(s_hit, Cat(cur_set[:set_bits], s.first),
-                                g.stlb_entries + mm.first) if W else g.stlb_entries + mm.first)
+                with m.If(~ps_listed):
+                    m.d.comb += self.insn_illegal.eq(1)
+                with m.Elif(to_stlb):
+                    if W:
+                        m.d.comb += [stlb_we.eq(Const(1, W) << fill_way),
+                                     stlb_waddr.eq(fill_set),
+                                     step_policy_stlb.eq(stlb_full),
+                                     self.insn_slot.eq(Cat(fill_set[:set_bits], fill_way))]
+                with m.Else():
+                    m.d.comb += [mtlb_we.eq(fill_m_onehot), mtlb_waddr.eq(fill_m),
+                                 mtlb_write.eq(1), step_policy_mtlb.eq(mtlb_full),
+                                 self.insn_slot.eq(g.stlb_entries + fill_m)]
+                m.next = "IDLE"
+
+            with m.State("SRCH"):
+                # compare; the hit vectors go to registers, the lowest hit is taken next cycle
+                m.d.sync += [srch_m_hits.eq(mm.hits), srch_set.eq(cur_set)]
+                if W:
+                    m.d.sync += srch_s_hits.eq(s.hits)
+                m.next = "SRCH_HIT"
+
+            with m.State("SRCH_HIT"):
+                m.d.comb += done.eq(1)
+                _oh, m_first, m_hit, m_multi = priority(m, srch_m_hits, "srch_mtlb_first")
+                if W:
+                    _oh, s_first, s_hit, s_multi = priority(m, srch_s_hits, "srch_stlb_first")
+                    slot = Mux(s_hit, Cat(srch_set[:set_bits], s_first), g.stlb_entries + m_first)
+                    multi = s_multi | m_multi | (s_hit & m_hit)
+                else:
+                    s_hit, slot, multi = Const(0), g.stlb_entries + m_first, m_multi
+                with m.If(s_hit | m_hit):
                     m.d.sync += [csr["TLBIDX"].Index.eq(slot), csr["TLBIDX"].NE.eq(0)]
                 with m.Else():
                     m.d.sync += csr["TLBIDX"].NE.eq(1)
-                with m.If(mm.multi | ((s.multi | (s.hit & mm.hit)) if W else 0)):
+                with m.If(multi):
                     m.d.sync += multi_hit.eq(1)
                 m.next = "IDLE"
 
