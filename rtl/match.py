@@ -37,7 +37,6 @@ class Match(wiring.Component):
 
     def __init__(self, geom: Geometry, n: int):
         self.n = n
-        self.geom = geom
         super().__init__({
             "e": In(n),
             "tags": In(data.ArrayLayout(tag_layout(geom), n)),

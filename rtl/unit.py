@@ -284,7 +284,7 @@ class TLBUnit(wiring.Component):
         # Ports are built last to first so that port 0's CSR writes come last and win.
         for p in reversed(range(g.lookup_ports)):
             m.submodules[f"lookup{p}"] = pm = Module()
-            self._lookup_port(pm, m, p, csr, mems, wports, e_way, e_of_set, mtlb_data, stlb_match,
+            self._lookup_port(pm, m, p, csr, mems, wports, e_of_set, mtlb_data, stlb_match,
                               mtlb_match, multi_hit)
 
         # ---- instruction unit ------------------------------------------------------------
@@ -293,7 +293,7 @@ class TLBUnit(wiring.Component):
                            stlb_match, mtlb_match, multi_hit, istlbr, cur_asid)
         return m
 
-    def _lookup_port(self, m, top, p, csr, mems, wports, e_way, e_of_set, mtlb_data, stlb_match,
+    def _lookup_port(self, m, top, p, csr, mems, wports, e_of_set, mtlb_data, stlb_match,
                      mtlb_match, multi_hit):
         g = self.geom
         W = g.stlb_ways
@@ -508,7 +508,6 @@ class TLBUnit(wiring.Component):
         if W:
             fill_way, stlb_full, rr_stlb = place("stlb", e_of_set(dm, fill_set, "fill_set_e"), W)
         fill_m, mtlb_full, rr_mtlb = place("mtlb", mtlb_e, M)
-        fill_m_onehot = decoder(dm, fill_m, M, "fill_mtlb_onehot")
 
         # ---- the instruction match (TLBSRCH and INVTLB op 5/6) ----------------------------
         # its key is chosen when the instruction is accepted and held in a register, so the
@@ -546,10 +545,10 @@ class TLBUnit(wiring.Component):
         # one STLB set changes per cycle: written (TLBWR, TLBFILL) or cleared, in some ways
         stlb_we = Signal(max(1, W), name="stlb_we")
         stlb_waddr = Signal(max(1, set_bits), name="stlb_waddr")
-        mtlb_we = Signal(M, name="mtlb_we")
-        # the same write as mtlb_we, as an address and an enable that do not wait for it
-        mtlb_waddr = Signal(range(max(2, M)), name="mtlb_waddr")
+        # an MTLB write (TLBWR, TLBFILL): the entry, and the one-hot made from it below
         mtlb_write = Signal(name="mtlb_write")
+        mtlb_waddr = Signal(range(max(2, M)), name="mtlb_waddr")
+        mtlb_we = Signal(M, name="mtlb_we")
         mtlb_clear = Signal(M, name="mtlb_clear")
         step_policy_stlb = Signal()
         step_policy_mtlb = Signal()
@@ -594,8 +593,7 @@ class TLBUnit(wiring.Component):
                                                  stlb_waddr.eq(idx_set)]
                             with m.If(in_mtlb):
                                 with m.If(ps_listed):
-                                    m.d.comb += [mtlb_we.eq(idx_m_onehot), mtlb_waddr.eq(idx_m),
-                                                 mtlb_write.eq(1)]
+                                    m.d.comb += [mtlb_write.eq(1), mtlb_waddr.eq(idx_m)]
                                 with m.Else():
                                     m.d.comb += self.insn_illegal.eq(1)
                         with m.Case(InsnOp.TLBFILL):
@@ -657,8 +655,8 @@ class TLBUnit(wiring.Component):
                                      step_policy_stlb.eq(stlb_full),
                                      self.insn_slot.eq(Cat(fill_set[:set_bits], fill_way))]
                 with m.Else():
-                    m.d.comb += [mtlb_we.eq(fill_m_onehot), mtlb_waddr.eq(fill_m),
-                                 mtlb_write.eq(1), step_policy_mtlb.eq(mtlb_full),
+                    m.d.comb += [mtlb_write.eq(1), mtlb_waddr.eq(fill_m),
+                                 step_policy_mtlb.eq(mtlb_full),
                                  self.insn_slot.eq(g.stlb_entries + fill_m)]
                 m.next = "IDLE"
 
@@ -767,6 +765,7 @@ class TLBUnit(wiring.Component):
                     m.d.sync += e_way[w].bit_select(stlb_waddr, 1).eq(stlb_we[w] & src_e)
             with m.If(step_policy_stlb):
                 m.d.sync += rr_stlb.eq(Mux(rr_stlb == W - 1, 0, rr_stlb + 1))
+        m.d.comb += mtlb_we.eq(Mux(mtlb_write, decoder(m, mtlb_waddr, M, "mtlb_we_dec"), 0))
         for i in range(M):
             with m.If(mtlb_we[i]):
                 m.d.sync += [mtlb_tags[i].eq(new_entry.tag), mtlb_masks[i].eq(new_mask)]

@@ -60,8 +60,9 @@ def bit_at(vector: Value, index: Value) -> Value:
     word = 32
     if len(vector) <= word:
         return vector.bit_select(index, 1)
+    low = ceil_log2(word)
     words = Array(vector[i:i + word] for i in range(0, len(vector), word))
-    return words[index[5:]].bit_select(index[:5], 1)
+    return words[index[low:]].bit_select(index[:low], 1)
 
 
 def onehot_index(onehot: Value) -> Value:
