@@ -25,32 +25,28 @@ def _sparse_values(width):
     return values
 
 
-@pytest.mark.parametrize("width", [1, 8, 64])
-def test_lowest_one(width):
+def _check(width, helper, expected):
+    """``helper(m, vector, name)`` against ``expected(value)`` on _sparse_values(width)."""
     m = Module()
     vector = Signal(width)
-    out = lowest_one(m, vector, "low")
+    out = helper(m, vector, "out")
 
     async def bench(ctx):
         for value in _sparse_values(width):
             ctx.set(vector, value)
-            assert ctx.get(out) == value & -value, hex(value)
+            assert ctx.get(out) == expected(value), hex(value)
     _run(m, bench)
+
+
+@pytest.mark.parametrize("width", [1, 8, 64])
+def test_lowest_one(width):
+    _check(width, lowest_one, lambda value: value & -value)
 
 
 @pytest.mark.parametrize("width", [1, 5, 16, 17, 64, 100, 256])
 def test_first_one(width):
     """One level up to 16 bits, blocks of 16 above (the 256-set sweep); 0 when no bit is set."""
-    m = Module()
-    vector = Signal(width)
-    out = first_one(m, vector, "first")
-
-    async def bench(ctx):
-        for value in _sparse_values(width):
-            ctx.set(vector, value)
-            expected = (value & -value).bit_length() - 1 if value else 0
-            assert ctx.get(out) == expected, hex(value)
-    _run(m, bench)
+    _check(width, first_one, lambda value: (value & -value).bit_length() - 1 if value else 0)
 
 
 @pytest.mark.parametrize("n", [1, 3, 8, 64])
