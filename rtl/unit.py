@@ -6,7 +6,7 @@ independent implementation it is checked against.
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -471,8 +471,6 @@ class TLBUnit(wiring.Component):
         m.d.comb += idx_way.eq(index >> set_bits)
         idx_m = Signal(range(max(2, M)), name="idx_mtlb")
         m.d.comb += idx_m.eq(index - g.stlb_entries)
-        idx_m_onehot = Signal(M, name="idx_mtlb_onehot")
-        m.d.comb += idx_m_onehot.eq(Mux(in_mtlb, decoder(m, idx_m, M, "idx_mtlb_dec"), 0))
         rd_port = mtlb_data.read_port(domain="comb")      # TLBRD's read of the MTLB data
         m.d.comb += rd_port.addr.eq(idx_m)
         rd_data = rd_port.data
@@ -691,17 +689,13 @@ class TLBUnit(wiring.Component):
                 entry = Signal(mtlb_entry_layout(g), name="rd_entry")
                 present = Signal(name="rd_present")
                 m_sel = Signal(mtlb_entry_layout(g), name="rd_mtlb_entry")
-                m.d.comb += [m_sel.tag.eq(onehot_mux(idx_m_onehot,
-                                                     [t.as_value() for t in mtlb_tags])),
+                m.d.comb += [m_sel.tag.eq(Array(t.as_value() for t in mtlb_tags)[idx_m]),
                              m_sel.ps.eq(rd_data.ps), m_sel.lo0.eq(rd_data.lo0),
                              m_sel.lo1.eq(rd_data.lo1)]
-                m_e = (mtlb_e & idx_m_onehot).any()
+                m_e = bit_at(mtlb_e, idx_m)
                 if W:
-                    way_onehot = Signal(W, name="rd_way_onehot")
-                    m.d.comb += way_onehot.eq(Const(1, W) << idx_way)
-                    row = stlb_entry_layout(g)(onehot_mux(way_onehot,
-                                                          [r.as_value() for r in rows]))
-                    s_e = (cur_set_e & way_onehot).any()
+                    row = stlb_entry_layout(g)(Array(r.as_value() for r in rows)[idx_way])
+                    s_e = bit_at(cur_set_e, idx_way)
                     with m.If(in_stlb):
                         m.d.comb += [entry.tag.eq(row.tag), entry.lo0.eq(row.lo0),
                                      entry.lo1.eq(row.lo1), entry.ps.eq(self.stlbps),

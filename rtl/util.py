@@ -141,9 +141,13 @@ def case_of(m: Module, selector: Value, table: dict[int, int | Value], width: in
 def decoder(m: Module, index: Value, n: int, name: str) -> Signal:
     """One-hot of ``index`` over ``n`` outputs (all 0 when ``index >= n``).
 
-    Comparators, not ``1 << index``: Amaranth treats every output bit of a variable shift
-    as depending on every input bit, which makes export of wide vectors slow.
+    Up to 64 outputs, a case on the index (a table lookup in a compiled simulator, where a
+    comparator per output is ``n`` operations on every cycle); above that, comparators,
+    which export faster. The same decoder either way once synthesized. Not ``1 << index``:
+    its result is as wide as the largest shift, which a simulator computes in full.
     """
+    if n <= 64:
+        return case_of(m, index, {i: 1 << i for i in range(n)}, n, name)
     out = Signal(n, name=name)
     m.d.comb += out.eq(Cat(index == i for i in range(n)))
     return out

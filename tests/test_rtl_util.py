@@ -6,7 +6,7 @@ import pytest
 from amaranth import Module, Signal
 from amaranth.sim import Simulator
 
-from rtl.util import BitWriter, first_one, lowest_one, onehot_index, onehot_mux
+from rtl.util import BitWriter, decoder, first_one, lowest_one, onehot_index, onehot_mux
 
 
 def _run(m, bench):
@@ -86,4 +86,18 @@ def test_bit_writer(width):
                     ctx.set(value, bit)
                     want = (base & ~(1 << i)) | (bit << i)
                     assert ctx.get(out) == want, (hex(base), i, bit)
+    _run(m, bench)
+
+
+@pytest.mark.parametrize("n", [1, 5, 64, 100])
+def test_decoder(n):
+    """A shift up to 64 outputs, comparators above: one-hot, and 0 for an index past the end."""
+    m = Module()
+    index = Signal(8)
+    out = decoder(m, index, n, "dec")
+
+    async def bench(ctx):
+        for i in range(256):
+            ctx.set(index, i)
+            assert ctx.get(out) == (1 << i if i < n else 0), i
     _run(m, bench)
