@@ -17,7 +17,7 @@ from .layouts import (Access, Exc, InsnOp, csr_layout, half_layout, mask_groups,
                       mtlb_data_layout, mtlb_entry_layout, stlb_entry_layout,
                       tag_layout)
 from .match import Match, care_of
-from .util import BitWriter, bit_at, case_of, decoder, first_one, onehot_mux, priority
+from .util import bit_at, case_of, decoder, first_one, onehot_mux, priority
 
 __all__ = ["TLBUnit", "LookupSignature", "CYCLES"]
 
@@ -536,9 +536,6 @@ class TLBUnit(wiring.Component):
             sweep_rows = Signal(name="sweep_rows")        # cur_set is one of them
             sweep_from = Signal(S, name="sweep_from")
             sweep_set = first_one(dm, sweep_from, "sweep_set")
-            # what is left to visit once sweep_set is read
-            sweep_next = Signal(S, name="sweep_next")
-            dm.d.comb += sweep_next.eq(BitWriter(dm, S, sweep_set, "sweep_clear")(sweep_from, 0))
         key_set_src = self._set_of(dm, src_vppn, "srch_set") if W else None
         key_set_va = self._set_of(dm, self.insn_va[13:g.valen], "inv_set") if W else None
 
@@ -639,8 +636,9 @@ class TLBUnit(wiring.Component):
                                 # latched op and ASID; read the first occupied set now
                                 if W:
                                     m.d.comb += [sweep_from.eq(occupied), rd_set.eq(sweep_set)]
-                                    m.d.sync += [sweep_todo.eq(sweep_next),
+                                    m.d.sync += [sweep_todo.eq(occupied),
                                                  sweep_rows.eq(occupied.any())]
+                                    m.d.sync += sweep_todo.bit_select(sweep_set, 1).eq(0)
                                 m.next = "SWEEP"
 
             with m.State("FILL"):
@@ -741,7 +739,8 @@ class TLBUnit(wiring.Component):
                         clear_stlb_set(cur_set, [invtlb_cond(inv_op, r.tag, key_asid)
                                                  for r in rows])
                     m.d.comb += [sweep_from.eq(sweep_todo), rd_set.eq(sweep_set)]
-                    m.d.sync += [sweep_todo.eq(sweep_next), sweep_rows.eq(sweep_todo.any())]
+                    m.d.sync += [sweep_todo.bit_select(sweep_set, 1).eq(0),
+                                 sweep_rows.eq(sweep_todo.any())]
                     last = ~sweep_todo.any()
                 with m.If(last):
                     m.d.comb += [done.eq(1), mtlb_clear.eq(inv_mtlb)]
@@ -749,15 +748,15 @@ class TLBUnit(wiring.Component):
 
         # ---- apply the changes -----------------------------------------------------------
         if W:
-            # one E bit per way at stlb_waddr, a word at a time (BitWriter)
-            e_write = BitWriter(m, S, stlb_waddr, "stlb_e_write")
             for w in range(W):
                 m.d.comb += [wports[w].addr.eq(stlb_waddr), wports[w].data.eq(new_stlb),
                              wports[w].en.eq(stlb_we[w])]
+                # one E bit at a time, addressed: a case on the set in the Verilog, which
+                # simulates as a branch where a 256-bit one-hot mask costs a pass over it
                 with m.If(clear_all):
                     m.d.sync += e_way[w].eq(0)
                 with m.Elif(stlb_we[w] | clear_way[w]):
-                    m.d.sync += e_way[w].eq(e_write(e_way[w], stlb_we[w] & src_e))
+                    m.d.sync += e_way[w].bit_select(stlb_waddr, 1).eq(stlb_we[w] & src_e)
             with m.If(step_policy_stlb):
                 m.d.sync += rr_stlb.eq(Mux(rr_stlb == W - 1, 0, rr_stlb + 1))
         m.d.comb += mtlb_we.eq(Mux(mtlb_write, decoder(m, mtlb_waddr, M, "mtlb_we_dec"), 0))

@@ -65,41 +65,6 @@ def bit_at(vector: Value, index: Value) -> Value:
     return words[index[low:]].bit_select(index[:low], 1)
 
 
-class BitWriter:
-    """Vectors of ``width`` bits with the bit at one variable ``index`` replaced.
-
-    Over 32 bits the vector is taken a 32-bit word at a time: a word compares its number with
-    the high index bits, and the bit within it is a mask made once from the low bits. It is
-    the usual decoder in hardware (one AND of two decoded lines per bit). A compiled simulator
-    then does a few word operations per word, where an assignment to ``bit_select`` becomes
-    a case with one branch per bit, evaluated in full on every cycle.
-    """
-
-    word = 32
-
-    def __init__(self, m: Module, width: int, index: Value, name: str):
-        self.width = width
-        low = min(ceil_log2(max(2, width)), ceil_log2(self.word))
-        self.mask = Signal(min(width, self.word), name=f"{name}_mask")
-        m.d.comb += self.mask.eq(Const(1, len(self.mask)) << index[:low])
-        self.words = -(-width // self.word)
-        self.hit = Signal(self.words, name=f"{name}_word")
-        high = index[low:]
-        m.d.comb += self.hit.eq(Cat(high == i for i in range(self.words)) if len(high)
-                                else Const(1, 1))
-
-    def __call__(self, vector: Value, value: Value) -> Value:
-        """``vector`` with the indexed bit set to ``value`` (1 bit)."""
-        assert len(vector) == self.width
-        parts = []
-        for i in range(self.words):
-            word = vector[i * self.word:(i + 1) * self.word]
-            mask = self.mask[:len(word)]
-            new = Mux(value, word | mask, word & ~mask)
-            parts.append(Mux(self.hit[i], new, word))
-        return Cat(*parts)
-
-
 def onehot_index(onehot: Value) -> Value:
     """The index of the set bit of a one-hot vector (an OR tree per index bit)."""
     n = len(onehot)

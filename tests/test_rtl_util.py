@@ -6,7 +6,7 @@ import pytest
 from amaranth import Module, Signal
 from amaranth.sim import Simulator
 
-from rtl.util import BitWriter, decoder, first_one, lowest_one, onehot_index, onehot_mux
+from rtl.util import decoder, first_one, lowest_one, onehot_index, onehot_mux
 
 
 def _run(m, bench):
@@ -64,28 +64,6 @@ def test_onehot_index_and_mux(n):
         for i in range(n):
             ctx.set(onehot, 1 << i)
             assert ctx.get(picked) == values[i] and ctx.get(index) == i
-    _run(m, bench)
-
-
-@pytest.mark.parametrize("width", [1, 5, 32, 33, 100, 256])
-def test_bit_writer(width):
-    """Every index, both values, on vectors of few and of many ones; no other bit moves."""
-    m = Module()
-    vector, index, value = Signal(width), Signal(range(width)), Signal()
-    write = BitWriter(m, width, index, "w")
-    out = Signal(width)
-    m.d.comb += out.eq(write(vector, value))
-    rng = random.Random(width)
-
-    async def bench(ctx):
-        for base in (0, (1 << width) - 1, rng.getrandbits(width)):
-            ctx.set(vector, base)
-            for i in range(width):
-                ctx.set(index, i)
-                for bit in (0, 1):
-                    ctx.set(value, bit)
-                    want = (base & ~(1 << i)) | (bit << i)
-                    assert ctx.get(out) == want, (hex(base), i, bit)
     _run(m, bench)
 
 
