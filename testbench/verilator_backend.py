@@ -227,7 +227,7 @@ def build(geom: Geometry, progress=None) -> Path:
     cmd = [verilator, "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 2),
            "--top-module", TOP, "-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-CASEINCOMPLETE",
            "--x-assign", "fast", "--x-initial", "fast", "-O3", "-CFLAGS", "-O1",
-           # the per-cycle code at -O2, where Verilator's default is -Os: 10% fewer
+           # the per-cycle code at -O2, where Verilator's default is -Os: 7 % fewer
            # instructions per op on la464 for 10 s more build
            "-MAKEFLAGS", "OPT_FAST=-O2",
            "-CFLAGS", f"-I{tmp}", f"{TOP}.v", "harness.cpp", "-o", "sim"]
