@@ -158,8 +158,8 @@ struct LineParser {
   bool string(const char** s, size_t* len) {
     if (!lit('"')) return false;
     *s = p;
-    // DEL too: Python's splitlines() and strip() see nothing in it, but this keeps every
-    // character the replay loop does not check in strings to the plain printable range
+    // printable ASCII only (no DEL): the replay loop checks comment lines alone, so a string
+    // refuses what Python's reading of a line might treat otherwise, and Python decides
     while (p < end && *p != '"') {
       unsigned char c = *p;
       if (c == '\\' || c < 0x20 || c >= 0x7f) return false;
