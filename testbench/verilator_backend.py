@@ -1,13 +1,13 @@
 """The ``rtl`` backend compiled by Verilator: the exported Verilog of the same TLB unit.
 
-The unit is wrapped in :class:`SimTop` (the unit's ports plus its E bits and whole CSR file,
-for cosim's checks), exported with Amaranth's Yosys, and compiled with the C++ harness
-``harness.cpp`` into one executable per geometry. ``geometry.h``, generated here, gives the
-harness the port accessors of that geometry and the trace format's tables (op kinds, expect
-keys, CSR and exception names), taken from the Python code so that they exist once. The
-executable is cached under ``$XDG_CACHE_HOME/loongtlb/verilator`` by a hash of everything it
-is built from (geometry, RTL sources, harness, Verilator version), so a second run starts at
-once.
+The unit is wrapped in :class:`~testbench.verilator_top.SimTop` (the unit's ports plus its E
+bits and whole CSR file, for cosim's checks), exported with Amaranth's Yosys, and compiled
+with the C++ harness ``harness.cpp`` into one executable per geometry. ``geometry.h``,
+generated here, gives the harness the port accessors of that geometry and the trace format's
+tables (op kinds, expect keys, CSR and exception names), taken from the Python code so that
+they exist once. The executable is cached under ``$XDG_CACHE_HOME/loongtlb/verilator`` by a
+hash of everything it is built from (geometry, Python sources, harness, Verilator version),
+so a second run starts at once.
 
 Two ways in, both driving each op cycle by cycle exactly as the pysim backend does:
 
@@ -25,6 +25,7 @@ Two ways in, both driving each op cycle by cycle exactly as the pysim backend do
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -34,13 +35,6 @@ import struct
 import subprocess
 from pathlib import Path
 
-from amaranth import Cat, Module
-from amaranth.lib import wiring
-from amaranth.lib.wiring import Out
-
-from rtl.layouts import Access, InsnOp
-from rtl.unit import TLBUnit
-from rtl.util import connect_ports
 from sw_model.csr import ACCESSES, CSR, CSR_NAMES, EXC_NAMES
 from sw_model.errors import InputError
 from sw_model.geometry import Geometry
@@ -50,10 +44,15 @@ from .replay import ReplayResult, where
 from .trace import (_BOOL_KEYS, EXPECT_KEYS, MAX_CPUS, OPS, OUTPUT_CSRS, Op, check_expect,
                     parse_line)
 
-#: the RTL sources and this module as they were when this process imported them: the cache
-#: key describes the code that builds the model, even if the files change during a run
+_ROOT = Path(__file__).resolve().parent.parent
+#: every Python source the model and geometry.h are made from, as it was when this process
+#: imported this module: the cache key describes the code that builds the model, even if the
+#: files change during a run. Amaranth itself is imported only to build, so that a cached
+#: model starts without it (a quarter of a second).
 _SOURCES = tuple(path.read_text() for path in (
-    Path(__file__), *sorted((Path(__file__).resolve().parent.parent / "rtl").glob("*.py"))))
+    Path(__file__), Path(__file__).with_name("verilator_top.py"),
+    *sorted((_ROOT / "rtl").glob("*.py")), _ROOT / "sw_model" / "csr.py",
+    _ROOT / "sw_model" / "geometry.py", _ROOT / "testbench" / "trace.py"))
 
 _REQ = struct.Struct("<BBBBIQQ")
 _KIND = {"reset": 0, "csrrd": 1, "csrwr": 2, "insn": 3, "translate": 4, "valid": 5,
@@ -66,24 +65,13 @@ RESULT_KEYS = ("value",) + tuple(dict.fromkeys(k for keys in EXPECT_KEYS.values(
 _FIELDS = ("op", "cpu", "expect", "csr", "value", "va", "asid", "inv_op", "access", "port")
 
 
-class SimTop(wiring.Component):
-    """The TLB unit with two more outputs: ``e_bits`` (every slot's E bit in Index order) and
-    ``csr_all`` (every CSR, in CSR_NAMES order)."""
-
-    def __init__(self, geom: Geometry):
-        self.unit = TLBUnit(geom)
-        members = dict(self.unit.signature.members)
-        members["e_bits"] = Out(geom.total_entries)
-        members["csr_all"] = Out(geom.grlen * len(CSR_NAMES))
-        super().__init__(members)
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.unit = unit = self.unit
-        connect_ports(m, self, unit)
-        m.d.comb += [self.e_bits.eq(unit.e_bits),
-                     self.csr_all.eq(Cat(unit.csr_values[name] for name in CSR_NAMES))]
-        return m
+@functools.cache
+def _codes() -> tuple[dict[str, int], dict[str, int]]:
+    """The RTL's access and instruction codes by trace name (Amaranth enums, so imported only
+    when a model is built or a batch is sent)."""
+    from rtl.layouts import Access, InsnOp
+    return ({a: Access[a.upper()].value for a in ACCESSES},
+            {op.name.lower(): op.value for op in InsnOp})
 
 
 def _vname(name: str) -> str:
@@ -115,7 +103,8 @@ def _geometry_header(geom: Geometry) -> str:
     def table(ctype, name, values):
         return f"static const {ctype} {name}[] = {{{', '.join(str(v) for v in values)}}};"
 
-    insn = [InsnOp[k.upper()].value if k.upper() in InsnOp.__members__ else 0 for k in ops]
+    access_codes, insn_codes = _codes()
+    insn = [insn_codes.get(k, 0) for k in ops]
     lines = [
         f"// generated by loongtlb for geometry {geom.name}; see testbench/verilator_backend.py",
         "#pragma once",
@@ -151,7 +140,7 @@ def _geometry_header(geom: Geometry) -> str:
         table("uint32_t", "CSR_ADDRS", [CSR[n] for n in CSR_NAMES]),
         f"static const char* const EXC_NAMES[] = {_c_strings(EXC_NAMES)};",
         f"static const char* const ACCESS_NAMES[] = {_c_strings(ACCESSES)};",
-        table("uint8_t", "ACCESS_CODES", [Access[a.upper()].value for a in ACCESSES]),
+        table("uint8_t", "ACCESS_CODES", [access_codes[a] for a in ACCESSES]),
     ]
     # port accessors: a switch over the lookup ports; ``body(f)`` names port p's field f
     def per_port(signature, body):
@@ -202,13 +191,15 @@ def _cache_root() -> Path:
 def build(geom: Geometry, progress=None) -> Path:
     """The compiled harness for ``geom``, built once and cached."""
     verilator = _verilator()
-    version = subprocess.run([verilator, "--version"], capture_output=True,
-                             text=True).stdout.strip()
-    header = _geometry_header(geom)
+    # the installed Verilator by its files' sizes and times, not by ``--version`` (a Perl
+    # start-up of 70 ms on every run)
+    version = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns)
+               for f in (Path(verilator), Path(verilator).with_name("verilator_bin"))
+               if f.exists()]
     harness = HARNESS.read_text()
     digest = hashlib.sha256()
     fields = {k: v for k, v in vars(geom).items() if k != "source"}
-    for part in (repr(sorted(fields.items())), version, header, harness, *_SOURCES):
+    for part in (repr(sorted(fields.items())), repr(version), harness, *_SOURCES):
         digest.update(part.encode())
     root = _cache_root() / f"{geom.name}-{digest.hexdigest()[:16]}"
     exe = root / "obj_dir" / "sim"
@@ -218,11 +209,13 @@ def build(geom: Geometry, progress=None) -> Path:
         progress(f"building the Verilator model of {geom.name} (once per geometry)")
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     from amaranth.back import verilog
+
+    from .verilator_top import SimTop
     tmp = root.with_name(root.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     (tmp / f"{TOP}.v").write_text(verilog.convert(SimTop(geom), name=TOP, emit_src=False))
-    (tmp / "geometry.h").write_text(header)
+    (tmp / "geometry.h").write_text(_geometry_header(geom))
     (tmp / "harness.cpp").write_text(harness)
     cmd = [verilator, "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 2),
            "--top-module", TOP, "-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-CASEINCOMPLETE",
@@ -315,11 +308,11 @@ class VerilatorBackend(Backend):
             return [(_KIND[kind], cpu, 0, 0, 0, CSR[a["csr"]], a.get("value", 0))]
         if kind in ("translate", "probe"):
             effect = 4 if kind == "translate" else 0
-            access = Access[a["access"].upper()].value
+            access = _codes()[0][a["access"]]
             return [(_KIND["translate"], cpu, a["port"], access | effect, 0, a["va"], 0)]
         if kind in ("valid", "snapshot"):
             return [(_KIND[kind], cpu, 0, 0, 0, 0, 0)]
-        insn = (_KIND["insn"], cpu, InsnOp[kind.upper()].value, a.get("inv_op", 0),
+        insn = (_KIND["insn"], cpu, _codes()[1][kind], a.get("inv_op", 0),
                 a.get("asid", 0), a.get("va", 0), 0)
         # then read the CSRs the instruction writes
         return [insn] + [(_KIND["csrrd"], cpu, 0, 0, 0, CSR[name], 0)

@@ -151,3 +151,28 @@ def test_the_cache_key_is_the_code_this_process_runs(exe, monkeypatch):
 
     monkeypatch.setattr(Path, "read_text", edited)
     assert build(GEOMS["tiny"]) == exe
+
+
+def test_a_cached_model_runs_without_amaranth(exe, tmp_path):
+    """A replay whose model is already built imports neither Amaranth nor the RTL (their
+    import is a quarter of a second of every run) and runs no Verilator."""
+    import subprocess
+    import sys
+    trace = tmp_path / "t.jsonl"
+    trace.write_text('{"op": "csrwr", "csr": "ASID", "value": "0x5"}\n'
+                     '{"op": "csrrd", "csr": "ASID", "expect": "0xa0005"}\n')
+    probe = ("import os, subprocess, sys\n"
+             "from testbench.cli import main\n"
+             "run = subprocess.run\n"
+             "def refuse(cmd, *a, **k):\n"
+             "    assert not os.path.basename(cmd[0]).startswith('verilator'), cmd\n"
+             "    return run(cmd, *a, **k)\n"
+             "subprocess.run = refuse\n"
+             f"code = main(['replay', {str(CONFIGS / 'tiny.yaml')!r}, {str(trace)!r},\n"
+             "             '--backend', 'rtl', '--sim', 'verilator'])\n"
+             "bad = sorted(m for m in sys.modules if m.startswith(('amaranth', 'rtl')))\n"
+             "print(code, bad)\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[-2] == "0 []"

@@ -1,0 +1,36 @@
+"""The top module the Verilator backend compiles: the TLB unit and what cosim checks.
+
+Kept apart from :mod:`testbench.verilator_backend` because it needs Amaranth, which that
+module imports only to build a model, never to run a cached one.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import Out
+
+from rtl.unit import TLBUnit
+from rtl.util import connect_ports
+from sw_model.csr import CSR_NAMES
+from sw_model.geometry import Geometry
+
+
+class SimTop(wiring.Component):
+    """The TLB unit with two more outputs: ``e_bits`` (every slot's E bit in Index order) and
+    ``csr_all`` (every CSR, in CSR_NAMES order)."""
+
+    def __init__(self, geom: Geometry):
+        self.unit = TLBUnit(geom)
+        members = dict(self.unit.signature.members)
+        members["e_bits"] = Out(geom.total_entries)
+        members["csr_all"] = Out(geom.grlen * len(CSR_NAMES))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.unit = unit = self.unit
+        connect_ports(m, self, unit)
+        m.d.comb += [self.e_bits.eq(unit.e_bits),
+                     self.csr_all.eq(Cat(unit.csr_values[name] for name in CSR_NAMES))]
+        return m
