@@ -29,6 +29,8 @@ class Match(wiring.Component):
         VA[VALEN-1:13] and the ASID to look up.
     hits : Out(n)
         Every match.
+    asid_eq : Out(n)
+        Per entry, ``tags[i].asid == key_asid`` (G aside): INVTLB's conditions use it.
     first_onehot, first : Out
         The lowest-numbered match, one-hot and as an index.
     hit, multi : Out(1)
@@ -44,6 +46,7 @@ class Match(wiring.Component):
             "key_vpn": In(geom.vppn_bits),
             "key_asid": In(geom.asid_bits),
             "hits": Out(n),
+            "asid_eq": Out(n),
             "first_onehot": Out(n),
             "first": Out(max(1, ceil_log2(n))),
             "hit": Out(1),
@@ -53,11 +56,12 @@ class Match(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         hits = []
+        m.d.comb += self.asid_eq.eq(Cat(self.tags[i].asid == self.key_asid
+                                        for i in range(self.n)))
         for i in range(self.n):
             tag = self.tags[i]
-            same_asid = tag.g | (tag.asid == self.key_asid)
             same_page = ((tag.vppn ^ self.key_vpn) & self.cares[i]) == 0
-            hits.append(self.e[i] & same_asid & same_page)
+            hits.append(self.e[i] & (tag.g | self.asid_eq[i]) & same_page)
         m.d.comb += self.hits.eq(Cat(*hits))
         first_onehot, first, hit, multi = priority(m, self.hits, "first")
         m.d.comb += [self.first_onehot.eq(first_onehot), self.first.eq(first),

@@ -557,10 +557,12 @@ class TLBUnit(wiring.Component):
         def clear_stlb_set(set_, cond_per_way):
             m.d.comb += [stlb_waddr.eq(set_), clear_way.eq(Cat(cond_per_way))]
 
-        def invtlb_cond(opv, tag, asid):
-            """D15: the G/ASID condition of INVTLB ops 0..4 for one entry tag."""
+        def invtlb_cond(opv, g_bit, asid_eq):
+            """D15: the G/ASID condition of INVTLB ops 0..4 for one entry: its G bit, and
+            whether its ASID is the instruction's (from the instruction match, whose key
+            holds that ASID during INVTLB)."""
             return Mux(opv < 2, 1,
-                       Mux(opv == 2, tag.g, Mux(opv == 3, ~tag.g, ~tag.g & (tag.asid == asid))))
+                       Mux(opv == 2, g_bit, Mux(opv == 3, ~g_bit, ~g_bit & asid_eq)))
 
         # The MTLB entries TLBCLR and INVTLB op 2-4 clear, from registers only (the current
         # ASID; the latched op and ASID): logic per entry that no operand input reaches, so a
@@ -568,7 +570,8 @@ class TLBUnit(wiring.Component):
         clr_mtlb = Signal(M, name="tlbclr_mtlb")
         inv_mtlb = Signal(M, name="invtlb_mtlb")
         m.d.comb += [clr_mtlb.eq(Cat(~t.g & (t.asid == cur_asid) for t in mtlb_tags)),
-                     inv_mtlb.eq(Cat(invtlb_cond(inv_op, t, key_asid) for t in mtlb_tags))]
+                     inv_mtlb.eq(Cat(invtlb_cond(inv_op, t.g, mm.asid_eq[i])
+                                     for i, t in enumerate(mtlb_tags)))]
 
         # TLBSRCH's hit vectors, between its compare and its lowest hit
         srch_m_hits = Signal(M, name="srch_mtlb_hits")
@@ -736,8 +739,8 @@ class TLBUnit(wiring.Component):
                 last = Const(1)
                 if W:
                     with m.If(sweep_rows):
-                        clear_stlb_set(cur_set, [invtlb_cond(inv_op, r.tag, key_asid)
-                                                 for r in rows])
+                        clear_stlb_set(cur_set, [invtlb_cond(inv_op, r.tag.g, s.asid_eq[w])
+                                                 for w, r in enumerate(rows)])
                     m.d.comb += [sweep_from.eq(sweep_todo), rd_set.eq(sweep_set)]
                     m.d.sync += [sweep_todo.bit_select(sweep_set, 1).eq(0),
                                  sweep_rows.eq(sweep_todo.any())]
