@@ -14,6 +14,8 @@ whole.
 
 Resources are the mapped cells Yosys counts (LUT4s, flip-flops, block RAMs); Fmax is what
 nextpnr's timing analysis reports after routing, and the critical path is the one it names.
+The deepest paths in logic levels (:mod:`rtl.depth`) come from Yosys's netlist alone: they
+name the long paths of a design whose routing takes hours.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from amaranth.lib.wiring import In, Out
 from sw_model.errors import InputError
 from sw_model.geometry import Geometry
 
+from .depth import depth_report
 from .unit import TLBUnit
 from .util import connect_ports
 
@@ -127,6 +130,8 @@ class SynthReport:
     #: 16x4 LUT RAMs (ECP5), which take LUT4 sites that ``luts`` does not count
     lut_rams: int = 0
     critical_path: dict = field(default_factory=dict)
+    #: :func:`rtl.depth.depth_report` of the mapped netlist: the deepest paths in levels
+    depth: dict = field(default_factory=dict)
     cells: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
 
@@ -162,6 +167,12 @@ class SynthReport:
             lines.append(f"  critical path {cp['ns']:.2f} ns: {cp['from']} -> {cp['to']} "
                          f"({cp['logic_ns']:.2f} ns logic in {cp['levels']} cells, "
                          f"{cp['routing_ns']:.2f} ns routing)")
+        if self.depth.get("paths"):
+            lines.append("  deepest paths, in logic levels (a LUT4 is 1; rtl/depth.py):")
+            lines += [f"    {p['levels']:5.1f}  {p['from']} -> {p['to']}  ({p['ends']} "
+                      f"endpoint{'s' if p['ends'] > 1 else ''})" for p in self.depth["paths"]]
+            bins = list(self.depth["endpoints"].items())[:8]
+            lines.append("    endpoints by levels: " + ", ".join(f"{k}: {n}" for k, n in bins))
         lines.append("  time         " + ", ".join(f"{k} {v:.0f} s"
                                                   for k, v in self.seconds.items()))
         return lines
@@ -290,6 +301,9 @@ def synthesize(geom: Geometry, target: str, device: str | None = None, speed: st
             else stat["design"]["num_cells_by_type"]
         cells = {name.lstrip("$"): n for name, n in cells.items()}
         luts, brams, ffs, lut_rams = check_fit(geom.name, target, device, cells)
+        start = time.perf_counter()
+        depth = depth_report(json.loads((work / "netlist.json").read_text()))
+        seconds["depth"] = time.perf_counter() - start
 
         start = time.perf_counter()
         say(f"synth: nextpnr-{spec['nextpnr']} {device} "
@@ -322,5 +336,5 @@ def synthesize(geom: Geometry, target: str, device: str | None = None, speed: st
         device_brams=device_brams,
         io=("I/O through shift registers" if serial else "out of context, I/O registered"),
         routed=route, lut_rams=lut_rams,
-        critical_path=_critical_path(report), cells=cells,
+        critical_path=_critical_path(report), depth=depth, cells=cells,
         seconds={k: round(v, 1) for k, v in seconds.items()})

@@ -49,6 +49,14 @@ def test_tiny_on_ecp5(capsys, tmp_path):
     assert path["ns"] > 0 and path["levels"] > 0
     assert abs(1000 / path["ns"] - report["fmax_mhz"]) < 0.05 * report["fmax_mhz"]
     assert (tmp_path / "report.json").exists()    # --workdir keeps the tools' files
+    # the deepest paths run between registers the RTL names, deepest first, and nextpnr's
+    # critical path is no shorter in cells than the deepest path is in LUT levels
+    deepest = report["depth"]["paths"]
+    assert deepest and all(p["levels"] <= deepest[0]["levels"] for p in deepest)
+    assert deepest[0]["levels"] >= 2
+    assert all(p["from"].startswith(("unit.", "lookup", "csr", "insn")) for p in deepest)
+    assert path["levels"] >= int(deepest[0]["levels"]) // 2
+    assert sum(report["depth"]["endpoints"].values()) > report["ffs"]
 
 
 def test_does_not_fit():
