@@ -1,6 +1,6 @@
 """FPGA resources and Fmax of the presets against the targets of issue #6.
 
-    python benchmarks/fpga.py [--configs la32r la464] [--latency 1|2|3] [--no-route]
+    python benchmarks/fpga.py [--configs la32r la464] [--latency 1|2|3] [--no-route | --no-place]
                               [--workdir DIR] [--json FILE]
 
 Each preset goes through ``loongtlb synth`` (YoWASP Yosys and nextpnr, the fpga extra) on an
@@ -24,8 +24,8 @@ from rtl.synth import synthesize  # noqa: E402
 from sw_model.geometry import load_geometry  # noqa: E402
 
 TARGETS = {
-    "la464": lambda r: (r.fmax_mhz >= 100 and r.brams > 0, "100 MHz, STLB in block RAM"),
-    "la32r": lambda r: (r.fmax_mhz >= 150 and r.lut_sites <= 6860,
+    "la464": lambda r: ((r.fmax_mhz or 0) >= 100 and r.brams > 0, "100 MHz, STLB in block RAM"),
+    "la32r": lambda r: ((r.fmax_mhz or 0) >= 150 and r.lut_sites <= 6860,
                         "<= 6,860 LUT4 sites (LUT RAMs included), 150 MHz"),
 }
 
@@ -38,6 +38,8 @@ def main():
                         help="override the presets' lookup_latency")
     parser.add_argument("--no-route", action="store_true",
                         help="stop after placement (Fmax estimated; la464 routes for hours)")
+    parser.add_argument("--no-place", action="store_true",
+                        help="stop after Yosys: resources and the deepest paths only")
     parser.add_argument("--json", help="also write the reports to this file")
     args = parser.parse_args()
     reports = []
@@ -47,6 +49,7 @@ def main():
             geom = dataclasses.replace(geom, lookup_latency=args.latency)
         work = str(Path(args.workdir) / name) if args.workdir else None
         report = synthesize(geom, "ecp5", "85k", "8", workdir=work, route=not args.no_route,
+                            place=not args.no_place,
                             progress=lambda s: print(s, file=sys.stderr, flush=True))
         print("\n".join(report.lines()))
         if name in TARGETS:

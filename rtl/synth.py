@@ -120,7 +120,8 @@ class SynthReport:
     luts: int
     ffs: int
     brams: int
-    fmax_mhz: float
+    #: None when nextpnr did not run (``place=False``)
+    fmax_mhz: float | None
     #: the device's LUT4s and block RAMs, for the utilisation figures
     device_luts: int
     device_brams: int
@@ -160,7 +161,8 @@ class SynthReport:
             + (f"  ({100 * self.brams / self.device_brams:.1f} % of {self.device_brams})"
                if self.device_brams else ""),
             f"  Fmax         {self.fmax_mhz:7.1f} MHz"
-            + ("" if self.routed else " (estimated after placement, not routed)"),
+            + ("" if self.routed else " (estimated after placement, not routed)")
+            if self.fmax_mhz is not None else "  Fmax             not measured (not placed)",
         ]
         cp = self.critical_path
         if cp:
@@ -264,18 +266,46 @@ def _critical_path(report: dict) -> dict:
             "logic_ns": sum(s["delay"] for s in logic), "routing_ns": routing}
 
 
+def _nextpnr(work: Path, target: str, device: str, speed: str | None, freq_mhz: float,
+             seed: int, route: bool, no_fit: str, cells: str) -> tuple[dict, float]:
+    """nextpnr on ``work/netlist.json``: its JSON report and Fmax. ``no_fit`` and ``cells``
+    word the error when the placer runs out of a cell type."""
+    spec = TARGETS[target]
+    args = [spec["devices"][device][0], "--json", "netlist.json", "--freq", f"{freq_mhz:g}",
+            "--seed", str(seed), "--timing-allow-fail", "--report", "report.json",
+            "--detailed-timing-report", "-l", "nextpnr.log", "-q"]
+    if target == "ecp5":
+        args += ["--speed", speed, "--out-of-context"]
+    if not route:
+        args.append("--no-route")
+    try:
+        _run(spec["nextpnr"], args, work, "nextpnr.out")
+    except SynthError as err:
+        cell = re.search(r"no BELs remaining to implement cell type '(\w+)'", str(err))
+        if cell:
+            raise SynthError(f"{no_fit}: more {cell.group(1)} cells than it has "
+                             f"({cells})") from None
+        raise
+    report = json.loads((work / "report.json").read_text())
+    fmax = fmax_of(report, (work / "nextpnr.log").read_text())
+    if fmax is None:
+        raise SynthError("nextpnr reported no clock")
+    return report, fmax
+
+
 def synthesize(geom: Geometry, target: str, device: str | None = None, speed: str | None = None,
                freq_mhz: float = 100.0, workdir: str | None = None, seed: int = 1,
-               progress=None, route: bool = True) -> SynthReport:
+               progress=None, route: bool = True, place: bool = True) -> SynthReport:
     """Synthesize, place and route ``geom`` for ``target``; raise SynthError when a tool fails
-    or the design does not fit. With ``route=False`` nextpnr stops after placement, and Fmax
+    or the design does not fit. With ``place=False`` nothing runs after Yosys (resources and
+    depth, no Fmax). With ``route=False`` nextpnr stops after placement, and Fmax
     is its estimate from there (for designs whose routing takes hours)."""
     if target not in TARGETS:
         raise InputError(f"unknown target {target!r} (one of {' '.join(TARGETS)})")
     device, speed = resolve_device(target, device, speed)     # bad names before missing tools
     check_tools()
     spec = TARGETS[target]
-    flag, device_luts, device_brams = spec["devices"][device]
+    _flag, device_luts, device_brams = spec["devices"][device]
     say = progress or (lambda message: None)
     serial = target == "ice40"
     seconds = {}
@@ -305,36 +335,21 @@ def synthesize(geom: Geometry, target: str, device: str | None = None, speed: st
         depth = depth_report(json.loads((work / "netlist.json").read_text()))
         seconds["depth"] = time.perf_counter() - start
 
-        start = time.perf_counter()
-        say(f"synth: nextpnr-{spec['nextpnr']} {device} "
-            f"({'place and route' if route else 'placement only'}; minutes for large "
-            "geometries)")
-        args = [flag, "--json", "netlist.json", "--freq", f"{freq_mhz:g}", "--seed", str(seed),
-                "--timing-allow-fail", "--report", "report.json", "--detailed-timing-report",
-                "-l", "nextpnr.log", "-q"]
-        if target == "ecp5":
-            args += ["--speed", speed, "--out-of-context"]
-        if not route:
-            args.append("--no-route")
-        try:
-            _run(spec["nextpnr"], args, work, "nextpnr.out")
-        except SynthError as err:
-            cell = re.search(r"no BELs remaining to implement cell type '(\w+)'", str(err))
-            if cell:
-                raise SynthError(f"{geom.name} does not fit the {target} {device}: more "
-                                 f"{cell.group(1)} cells than it has ({luts} LUT4s and {ffs} "
-                                 "flip-flops after synthesis)") from None
-            raise
-        seconds["place_and_route" if route else "place"] = time.perf_counter() - start
-        report = json.loads((work / "report.json").read_text())
-        fmax = fmax_of(report, (work / "nextpnr.log").read_text())
-        if fmax is None:
-            raise SynthError("nextpnr reported no clock")
+        report, fmax = {}, None
+        if place:
+            start = time.perf_counter()
+            say(f"synth: nextpnr-{spec['nextpnr']} {device} "
+                f"({'place and route' if route else 'placement only'}; minutes for large "
+                "geometries)")
+            report, fmax = _nextpnr(work, target, device, speed, freq_mhz, seed, route,
+                                    f"{geom.name} does not fit the {target} {device}",
+                                    f"{luts} LUT4s and {ffs} flip-flops after synthesis")
+            seconds["place_and_route" if route else "place"] = time.perf_counter() - start
     return SynthReport(
         config=geom.name, target=target, device=device, speed=speed, luts=luts, ffs=ffs,
-        brams=brams, fmax_mhz=round(fmax, 2), device_luts=device_luts,
+        brams=brams, fmax_mhz=fmax and round(fmax, 2), device_luts=device_luts,
         device_brams=device_brams,
         io=("I/O through shift registers" if serial else "out of context, I/O registered"),
-        routed=route, lut_rams=lut_rams,
+        routed=place and route, lut_rams=lut_rams,
         critical_path=_critical_path(report), depth=depth, cells=cells,
         seconds={k: round(v, 1) for k, v in seconds.items()})

@@ -207,7 +207,8 @@ def cmd_synth(args) -> int:
         raise InputError(f"{args.workdir}: --workdir is not a directory")
     try:
         report = synthesize(geom, args.target, args.device, args.speed, args.freq,
-                            args.workdir, args.seed, progress=say, route=not args.no_route)
+                            args.workdir, args.seed, progress=say, route=not args.no_route,
+                            place=not args.no_place)
     except SynthError as err:
         if args.json:
             print(json.dumps({"config": geom.name, "target": args.target, "error": str(err)}))
@@ -279,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", metavar="DIR", help="keep netlists, logs and reports here")
     p.add_argument("--no-route", action="store_true",
                    help="stop after placement: Fmax is nextpnr's estimate (large designs)")
+    p.add_argument("--no-place", action="store_true",
+                   help="stop after Yosys: resources and the deepest paths, no Fmax (minutes "
+                   "where la464 places and routes for hours)")
     p.add_argument("--json", action="store_true", help="print the JSON report only")
     p.set_defaults(func=cmd_synth)
 

@@ -59,6 +59,18 @@ def test_tiny_on_ecp5(capsys, tmp_path):
     assert sum(report["depth"]["endpoints"].values()) > report["ffs"]
 
 
+def test_no_place_stops_after_yosys(capsys, tmp_path):
+    """--no-place: the cell counts and the deepest paths, no Fmax, and nextpnr never runs."""
+    need_fpga_tools()
+    code = main(["synth", str(CONFIGS / "tiny.yaml"), "--target", "ecp5", "--no-place",
+                 "--workdir", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "not measured (not placed)" in out and "deepest paths" in out
+    assert (tmp_path / "netlist.json").exists() and not (tmp_path / "nextpnr.log").exists()
+    assert "nextpnr" not in err
+
+
 def test_does_not_fit():
     """The check made on Yosys's cell counts, before place and route."""
     cells = {"SB_LUT4": 6622, "SB_DFFE": 1088, "SB_RAM40_4K": 2}
