@@ -38,12 +38,12 @@ class Bug:
 
 
 BUGS = [
-    Bug("match ignores G", "match", "same_asid = tag.g | (tag.asid == self.key_asid)",
-        "same_asid = tag.asid == self.key_asid"),
-    Bug("match ignores ASID", "match", "same_asid = tag.g | (tag.asid == self.key_asid)",
-        "same_asid = tag.g | 1"),
-    Bug("match ignores E", "match", "hits.append(self.e[i] & same_asid & same_page)",
-        "hits.append(same_asid & same_page)"),
+    Bug("match ignores G", "match", "hits.append(self.e[i] & (tag.g | self.asid_eq[i]) & ",
+        "hits.append(self.e[i] & self.asid_eq[i] & "),
+    Bug("match ignores ASID", "match", "hits.append(self.e[i] & (tag.g | self.asid_eq[i]) & ",
+        "hits.append(self.e[i] & (tag.g | 1) & "),
+    Bug("match ignores E", "match", "hits.append(self.e[i] & (tag.g | self.asid_eq[i]) & ",
+        "hits.append((tag.g | self.asid_eq[i]) & "),
     Bug("even/odd chosen by VA[12]", "unit", "{p: va[p] for p in self.geom.page_shifts}",
         "{p: va[12] for p in self.geom.page_shifts}"),
     Bug("STLB set index one bit high", "unit",

@@ -579,7 +579,7 @@ class TLBUnit(wiring.Component):
         srch_set = Signal(max(1, set_bits), name="srch_set_r")
 
         done = self.insn_done
-        with m.FSM(name="insn_fsm"):
+        with m.FSM(name="insn_fsm") as fsm:
             with m.State("IDLE"):
                 m.d.comb += self.insn_ready.eq(1)
                 with m.If(self.insn_valid):
@@ -638,7 +638,7 @@ class TLBUnit(wiring.Component):
                                 # the MTLB is cleared in the last SWEEP cycle, from the
                                 # latched op and ASID; read the first occupied set now
                                 if W:
-                                    m.d.comb += [sweep_from.eq(occupied), rd_set.eq(sweep_set)]
+                                    m.d.comb += rd_set.eq(sweep_set)
                                     m.d.sync += [sweep_todo.eq(occupied),
                                                  sweep_rows.eq(occupied.any())]
                                     m.d.sync += sweep_todo.bit_select(sweep_set, 1).eq(0)
@@ -741,13 +741,19 @@ class TLBUnit(wiring.Component):
                     with m.If(sweep_rows):
                         clear_stlb_set(cur_set, [invtlb_cond(inv_op, r.tag.g, s.asid_eq[w])
                                                  for w, r in enumerate(rows)])
-                    m.d.comb += [sweep_from.eq(sweep_todo), rd_set.eq(sweep_set)]
+                    m.d.comb += rd_set.eq(sweep_set)
                     m.d.sync += [sweep_todo.bit_select(sweep_set, 1).eq(0),
                                  sweep_rows.eq(sweep_todo.any())]
                     last = ~sweep_todo.any()
                 with m.If(last):
                     m.d.comb += [done.eq(1), mtlb_clear.eq(inv_mtlb)]
                     m.next = "IDLE"
+
+        if W:
+            # the search for the next set runs on the occupied sets outside SWEEP, whatever
+            # the instruction: chosen by the state alone, it does not wait for the decode of
+            # the incoming instruction (which made it la464's longest path)
+            m.d.comb += sweep_from.eq(Mux(fsm.ongoing("SWEEP"), sweep_todo, occupied))
 
         # ---- apply the changes -----------------------------------------------------------
         if W:
