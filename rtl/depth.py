@@ -30,7 +30,7 @@ _WEIGHTS = {"PFUMX": 0.5, "L6MUX21": 0.5, "CCU2C": {"CIN": 1 / 16}, "SB_CARRY": 
 _SEQUENTIAL = re.compile(r"^(TRELLIS_FF|SB_DFF\w*|DP16KD|PDPW16KD|SB_RAM40_4K\w*)$")
 #: LUT RAMs: the read address leads to the data; the write ports end paths
 _LUT_RAMS = {"TRELLIS_DPR16X4": ("RAD", "DO")}
-_CLOCKS = re.compile(r"^(CLK|WCK|CLKA|CLKB|RCLK|WCLK|RCLKE|WCLKE|C)$")
+_CLOCKS = re.compile(r"^(CLK|WCK|CLKA|CLKB|RCLK|WCLK|C)$")
 
 
 def _top(netlist: dict) -> dict:

@@ -160,9 +160,9 @@ class SynthReport:
             f"  block RAMs   {self.brams:7d}"
             + (f"  ({100 * self.brams / self.device_brams:.1f} % of {self.device_brams})"
                if self.device_brams else ""),
+            "  Fmax             not measured (not placed)" if self.fmax_mhz is None else
             f"  Fmax         {self.fmax_mhz:7.1f} MHz"
-            + ("" if self.routed else " (estimated after placement, not routed)")
-            if self.fmax_mhz is not None else "  Fmax             not measured (not placed)",
+            + ("" if self.routed else " (estimated after placement, not routed)"),
         ]
         cp = self.critical_path
         if cp:

@@ -6,7 +6,7 @@ with the C++ harness ``harness.cpp`` into one executable per geometry. ``geometr
 generated here, gives the harness the port accessors of that geometry and the trace format's
 tables (op kinds, expect keys, CSR and exception names), taken from the Python code so that
 they exist once. The executable is cached under ``$XDG_CACHE_HOME/loongtlb/verilator`` by a
-hash of everything it is built from (geometry, Python sources, harness, Verilator version),
+hash of everything it is built from (geometry, Python sources, harness, Verilator's files),
 so a second run starts at once.
 
 Two ways in, both driving each op cycle by cycle exactly as the pysim backend does:
