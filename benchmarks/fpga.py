@@ -4,7 +4,7 @@
                               [--workdir DIR] [--json FILE]
 
 Each preset goes through ``loongtlb synth`` (YoWASP Yosys and nextpnr, the fpga extra) on an
-ECP5-85, speed grade 8, out of context. la32r takes about 10 minutes on a 2-core machine and
+ECP5-85, speed grade 8, out of context. la32r takes about 4 minutes on a 2-core machine and
 la464 well over an hour: this is not a CI job. Targets:
 
 - la464: at least 100 MHz, with the STLB in block RAM;
