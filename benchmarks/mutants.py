@@ -37,13 +37,13 @@ class Bug:
     new: str
 
 
+#: the line of rtl/match.py that makes an entry's hit, up to its page compare
+_HIT = "hits.append(self.e[i] & (tag.g | self.asid_eq[i]) & "
+
 BUGS = [
-    Bug("match ignores G", "match", "hits.append(self.e[i] & (tag.g | self.asid_eq[i]) & ",
-        "hits.append(self.e[i] & self.asid_eq[i] & "),
-    Bug("match ignores ASID", "match", "hits.append(self.e[i] & (tag.g | self.asid_eq[i]) & ",
-        "hits.append(self.e[i] & (tag.g | 1) & "),
-    Bug("match ignores E", "match", "hits.append(self.e[i] & (tag.g | self.asid_eq[i]) & ",
-        "hits.append((tag.g | self.asid_eq[i]) & "),
+    Bug("match ignores G", "match", _HIT, "hits.append(self.e[i] & self.asid_eq[i] & "),
+    Bug("match ignores ASID", "match", _HIT, "hits.append(self.e[i] & (tag.g | 1) & "),
+    Bug("match ignores E", "match", _HIT, "hits.append((tag.g | self.asid_eq[i]) & "),
     Bug("even/odd chosen by VA[12]", "unit", "{p: va[p] for p in self.geom.page_shifts}",
         "{p: va[12] for p in self.geom.page_shifts}"),
     Bug("STLB set index one bit high", "unit",

@@ -73,12 +73,12 @@ def depth_report(netlist: dict, count: int = 5) -> dict:
         ins = [p for p, d in dirs.items() if d == "input" and not _CLOCKS.match(p)]
         outs = [p for p, d in dirs.items() if d == "output"]
         if _SEQUENTIAL.match(kind):
-            single = len(outs) == 1            # a flip-flop; else a block RAM's ports
+            # a flip-flop is named by its register; a block RAM by the port
+            register = _register_name(name) if len(outs) == 1 else None
             for p in outs:
                 for b in bits(cell, p):
-                    start_of[b] = _register_name(name) if single else f"{name}.{p}"
-            ends += [(b, _register_name(name) if single else f"{name}.{p}")
-                     for p in ins for b in bits(cell, p)]
+                    start_of[b] = register or f"{name}.{p}"
+            ends += [(b, register or f"{name}.{p}") for p in ins for b in bits(cell, p)]
             continue
         if kind in _LUT_RAMS:
             rad, do = _LUT_RAMS[kind]
