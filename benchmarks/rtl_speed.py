@@ -6,13 +6,15 @@ Random operations (testbench.randomops, seed 7) on tiny and la464 through: the r
 model alone; the RTL alone and in cosim, in Amaranth's simulator (pysim) and compiled by
 Verilator, one op per exchange; then ``loongtlb replay --backend rtl --sim verilator`` of an
 M-op trace with every expect (default 1,000,000), end to end in a fresh process, where the
-harness parses and checks the trace itself; then the time to export la464 to Verilog.
+harness parses and checks the trace itself, with the RTL clock cycles it reports (per op
+and per second); then the time to export la464 to Verilog.
 Building a Verilator model is cached and not counted (the first run builds it); writing the
 replay trace (with the model) is not counted either.
 """
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -41,8 +43,9 @@ def rate(geom, backend: str, sim: str, ops: int) -> float:
     return ops / elapsed
 
 
-def replay_rate(geom, ops: int, workdir: str) -> float:
-    """End-to-end ops/s of replay (rtl, verilator) of an ``ops``-op trace with expects."""
+def replay_rate(geom, ops: int, workdir: str) -> tuple[float, int]:
+    """End-to-end ops/s of replay (rtl, verilator) of an ``ops``-op trace with expects, and
+    the RTL clock cycles the replay reports."""
     path = Path(workdir) / f"{geom.name}-{ops}.jsonl"
     model, recorder = ModelBackend(geom), Recorder()
     for op in RandomOps(geom, seed=7).take(ops):
@@ -56,7 +59,10 @@ def replay_rate(geom, ops: int, workdir: str) -> float:
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"replay failed: {proc.stdout}{proc.stderr}")
-    return ops / elapsed
+    cycles = re.search(r"([\d,]+) RTL cycles", proc.stdout)
+    if cycles is None:
+        raise SystemExit(f"replay reported no cycle count: {proc.stdout}")
+    return ops / elapsed, int(cycles.group(1).replace(",", ""))
 
 
 def main():
@@ -77,12 +83,15 @@ def main():
             p_cosim = rate(geom, "cosim", "pysim", args.ops)
             v_rtl = rate(geom, "rtl", "verilator", args.ops * 20)
             v_cosim = rate(geom, "cosim", "verilator", args.ops * 20)
-            v_replay = replay_rate(geom, args.replay_ops, tmp)
+            v_replay, cycles = replay_rate(geom, args.replay_ops, tmp)
             print(f"{name:8s} {model:9.0f} {p_rtl:10.0f} {p_cosim:12.0f} {v_rtl:14.0f} "
                   f"{v_cosim:16.0f} {v_replay:17.0f}")
             print(f"{'':8s} ratios: verilator/pysim rtl {v_rtl / p_rtl:.0f}x, cosim "
                   f"{v_cosim / p_cosim:.0f}x; replay/pysim rtl {v_replay / p_rtl:.0f}x; "
                   f"model/verilator cosim {model / v_cosim:.1f}x", flush=True)
+            per_op = cycles / args.replay_ops
+            print(f"{'':8s} replay: {cycles:,} RTL cycles, {per_op:.2f} per op, "
+                  f"{v_replay * per_op:,.0f} cycles/s end to end", flush=True)
     geom = load_geometry(ROOT / "configs" / "la464.yaml")
     start = time.perf_counter()
     text = convert(geom)

@@ -75,9 +75,14 @@ def cmd_replay(args) -> int:
         print(f"FAIL {result.failure}", file=sys.stderr)
         return 1
     cpus = result.cpus
+    rate = f"{result.ops / max(elapsed, 1e-9):,.0f} ops/s"
+    clock = ""
+    if result.cycles is not None:
+        clock = f", {result.cycles:,} RTL cycles"
+        rate += f", {result.cycles / max(elapsed, 1e-9):,.0f} cycles/s"
     print(f"ok {args.trace}: {result.ops} ops on {cpus} CPU{'s' if cpus > 1 else ''}, "
-          f"{result.expects} expected values met, backend {args.backend}, "
-          f"{elapsed:.2f} s ({result.ops / max(elapsed, 1e-9):,.0f} ops/s)")
+          f"{result.expects} expected values met, backend {args.backend}{clock}, "
+          f"{elapsed:.2f} s ({rate})")
     return 0
 
 

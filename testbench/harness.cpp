@@ -5,7 +5,7 @@
 //
 //   sim CPUS            serve requests on stdin (the pipe protocol of verilator_backend.py)
 //   sim --replay TRACE  parse a JSON Lines trace, run it, check every expect; print one line:
-//                         ok OPS MET CPUS
+//                         ok OPS MET CPUS CYCLES
 //                         fail INDEX LINE MET CPUS PRESENT V0 V1 ... (the failing op's result)
 //                         fallback LINE  (a line this parser does not take: Python decides)
 #include "Vsimtop.h"
@@ -34,7 +34,10 @@ static auto fall(Top* t, Root* root, int) -> decltype(root->__Vtrigrprev__TOP__c
 template <class Root>
 static void fall(Top* t, Root*, long) { t->clk = 0; t->eval(); }
 
-static void tick(Top* t) { t->clk = 1; t->eval(); fall(t, t->rootp, 0); }
+// every rising edge, counted for the replay's report
+static uint64_t edges = 0;
+
+static void tick(Top* t) { t->clk = 1; t->eval(); fall(t, t->rootp, 0); edges++; }
 
 static void reset(Top* t) {
   t->rst = 1; tick(t); t->rst = 0; t->csr_we = 0; t->insn_valid = 0; t->eval();
@@ -348,7 +351,7 @@ static int replay(const char* path) {
   VerilatedContext ctx;
   std::vector<std::unique_ptr<Top>> tops;
   for (int i = 0; i < cpus; i++) { tops.emplace_back(new Top(&ctx)); reset(tops[i].get()); }
-  uint64_t met = 0;
+  uint64_t met = 0, reset_edges = edges;
   for (size_t i = 0; i < ops.size(); i++) {
     const Op& op = ops[i];
     Result r = run(tops[op.cpu].get(), op);
@@ -363,7 +366,8 @@ static int replay(const char* path) {
     }
     met += op.expect_n;
   }
-  printf("ok %zu %llu %d\n", ops.size(), (unsigned long long)met, cpus);
+  printf("ok %zu %llu %d %llu\n", ops.size(), (unsigned long long)met, cpus,
+         (unsigned long long)(edges - reset_edges));
   return 0;
 }
 

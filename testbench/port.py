@@ -34,6 +34,12 @@ class Backend:
         self.geom = geom
         self.cpus = cpus
 
+    @property
+    def cycles(self) -> int | None:
+        """Clock cycles the RTL has run for the ops so far (each op from its first input to
+        the edge that completes it; CPUs take turns); None where no RTL runs."""
+        return None
+
     def execute(self, op: Op) -> dict:
         raise NotImplementedError
 
@@ -146,6 +152,10 @@ class CosimBackend(Backend):
                                want_bits, got_bits)
         self.compared += 1
         return got
+
+    @property
+    def cycles(self) -> int | None:
+        return self.rtl.cycles
 
     def close(self) -> None:
         self.rtl.close()

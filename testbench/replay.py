@@ -16,6 +16,9 @@ class ReplayResult:
     #: one line describing the first failure (None when ok)
     failure: str | None = None
     cpus: int = 1
+    #: clock cycles the RTL ran (:attr:`Backend.cycles`), for a trace that passed on an RTL
+    #: backend; None otherwise
+    cycles: int | None = None
 
 
 def where(op: Op, source: str) -> str:
@@ -44,4 +47,4 @@ def replay(ops: list[Op], backend: Backend, source: str = "trace",
                 return ReplayResult(False, start + i, met, f"{where(op, source)}: {miss}", cpus)
             if op.expect is not None:
                 met += 1 if op.kind == "csrrd" else len(op.expect)
-    return ReplayResult(True, len(ops), met, None, cpus)
+    return ReplayResult(True, len(ops), met, None, cpus, backend.cycles)

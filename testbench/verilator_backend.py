@@ -299,6 +299,7 @@ class VerilatorBackend(Backend):
         self._proc = proc
         proc.in_use = True
         self.last_cycles = 0
+        self._cycles = 0
 
     @staticmethod
     def _requests(op: Op) -> list[tuple]:
@@ -321,22 +322,31 @@ class VerilatorBackend(Backend):
     def _result(self, op: Op, answers) -> dict:
         kind = op.kind
         if kind == "csrrd":
+            self.last_cycles = 0
             return {"value": answers[0][0]}
         if kind == "csrwr":
-            self.last_cycles = 1
+            self._tick(1)
             return {}
         if kind in ("translate", "probe"):
             exc, pa, mat, multi = answers[0]
-            self.last_cycles = self.geom.lookup_latency + 1
+            self._tick(self.geom.lookup_latency + 1)
             return translate_result(EXC_NAMES[exc], pa, mat, multi)
         if kind == "valid":
             return {"bits": sum(w << (64 * i) for i, w in enumerate(answers[0]))}
         if kind == "snapshot":
             return dict(zip(CSR_NAMES, answers[0], strict=True))
         cycles, illegal, slot, multi = answers[0]
-        self.last_cycles = cycles
+        self._tick(cycles)
         csrs = dict(zip(OUTPUT_CSRS.get(kind, ()), (w[0] for w in answers[1:]), strict=True))
         return instruction_result(kind, illegal, slot, multi, csrs.__getitem__)
+
+    def _tick(self, cycles: int) -> None:
+        self.last_cycles = cycles
+        self._cycles += cycles
+
+    @property
+    def cycles(self) -> int:
+        return self._cycles
 
     def execute(self, op: Op) -> dict:
         return self.execute_batch([op])[0]
@@ -373,7 +383,8 @@ def replay_file(geom: Geometry, path, exe: Path):
     if words[0] == "fallback":
         return None
     if words[0] == "ok":
-        return ReplayResult(True, int(words[1]), int(words[2]), cpus=int(words[3]))
+        return ReplayResult(True, int(words[1]), int(words[2]), cpus=int(words[3]),
+                            cycles=int(words[4]))
     index, line, met, cpus, present = (int(w) for w in words[1:6])
     values = [int(w) for w in words[6:]]
     with open(path) as f:

@@ -64,6 +64,30 @@ def test_cycle_budgets(name, sim):
         backend.close()
 
 
+@pytest.mark.parametrize("sim", ["pysim", "verilator"])
+def test_replay_counts_rtl_cycles(sim, tmp_path, capsys):
+    """``replay`` reports the RTL's clock cycles: the ops' own cycles, summed over CPUs."""
+    if sim == "verilator":
+        need_verilator()
+    lines = ['{"op": "csrwr", "csr": "TLBEHI", "value": "0x8000"}',
+             '{"op": "csrwr", "csr": "TLBELO0", "value": "0x1011"}',
+             '{"op": "csrwr", "csr": "TLBIDX", "value": "0xe000000"}',
+             '{"op": "tlbfill"}', '{"op": "tlbsrch"}', '{"op": "tlbrd", "cpu": 1}',
+             '{"op": "csrrd", "csr": "TLBIDX"}', '{"op": "tlbwr", "cpu": 1}',
+             '{"op": "translate", "va": "0x8000", "access": "load"}', '{"op": "ertn"}']
+    latency = GEOMS["tiny"].lookup_latency
+    want = 3 * 1 + 2 + 3 + 2 + 0 + 1 + (latency + 1) + 1
+    trace = tmp_path / "t.jsonl"
+    trace.write_text("\n".join(lines) + "\n")
+    for backend in ("rtl", "cosim"):
+        assert main(["replay", str(CONFIGS / "tiny.yaml"), str(trace), "--backend", backend,
+                     "--sim", sim]) == 0
+        assert f"backend {backend}, {want:,} RTL cycles, " in capsys.readouterr().out
+    assert main(["replay", str(CONFIGS / "tiny.yaml"), str(trace), "--backend", "model"]) == 0
+    out = capsys.readouterr().out
+    assert "backend model, " in out and "RTL cycles" not in out     # no RTL, no clock
+
+
 @pytest.mark.parametrize("latency", [1, 2, 3])
 def test_a_lookup_every_cycle_on_every_port(latency):
     """Both ports take a new VA every cycle; each answer comes ``lookup_latency`` cycles
