@@ -13,6 +13,16 @@ from .port import Backend, CosimBackend, ModelBackend
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
+
+def progress_bar(done: int, total: int) -> None:
+    """A progress line on stderr, redrawn in place; only on a terminal."""
+    if not sys.stderr.isatty():
+        return
+    width = 30
+    filled = width * done // total
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} ops", end="",
+          file=sys.stderr, flush=True)
+
 BACKENDS = ("model", "rtl", "cosim")
 SIMULATORS = ("pysim", "verilator")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from sw_model.errors import InputError
 from sw_model.geometry import load_geometry
 
-from .backends import BACKENDS, SIMULATORS, make_backend, say
+from .backends import BACKENDS, SIMULATORS, make_backend, progress_bar, say
 
 PROG = "loongtlb"
 
@@ -67,9 +67,11 @@ def cmd_replay(args) -> int:
         cpus = 1 + max((op.cpu for op in ops), default=0)
         backend = make_backend(geom, args.backend, cpus, sim=args.sim, vcd=args.vcd)
         try:
-            result = replay(ops, backend, args.trace)
+            result = replay(ops, backend, args.trace, progress=progress_bar)
         finally:
             backend.close()
+        if sys.stderr.isatty():
+            print("", file=sys.stderr)          # end the progress bar's line
     elapsed = time.perf_counter() - start
     if not result.ok:
         print(f"FAIL {result.failure}", file=sys.stderr)
@@ -160,7 +162,7 @@ def cmd_race(args) -> int:
 
 
 def cmd_fuzz(args) -> int:
-    from .fuzz import fuzz, progress_bar, shrink, still_fails, trace_lines
+    from .fuzz import fuzz, shrink, still_fails, trace_lines
     from .trace import write_lines
 
     geom = load_geometry(args.config)

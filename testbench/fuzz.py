@@ -7,7 +7,6 @@ same bins are filled whichever backend runs the RTL.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -219,12 +218,3 @@ def shrink(geom: Geometry, ops: list[Op], cpus: int, budget_s: float = 120.0,
 
 def trace_lines(ops: list[Op], header: str) -> list[str]:
     return [f"# {header}"] + [format_op(op, with_expect=False) for op in ops]
-
-
-def progress_bar(done: int, total: int) -> None:
-    if not sys.stderr.isatty():
-        return
-    width = 30
-    filled = width * done // total
-    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} ops", end="",
-          file=sys.stderr, flush=True)

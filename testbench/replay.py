@@ -27,9 +27,10 @@ def where(op: Op, source: str) -> str:
 
 
 def replay(ops: list[Op], backend: Backend, source: str = "trace",
-           batch: int = 1024) -> ReplayResult:
+           batch: int = 1024, progress=None) -> ReplayResult:
     """Run ``ops`` and check every expect, stopping at the first failure. Ops go to the
-    backend in batches (one exchange each where the backend can, e.g. Verilator)."""
+    backend in batches (one exchange each where the backend can, e.g. Verilator);
+    ``progress(done, total)`` is called after each batch that passed."""
     met = 0
     cpus = 1 + max((op.cpu for op in ops), default=0)
     for start in range(0, len(ops), batch):
@@ -47,4 +48,6 @@ def replay(ops: list[Op], backend: Backend, source: str = "trace",
                 return ReplayResult(False, start + i, met, f"{where(op, source)}: {miss}", cpus)
             if op.expect is not None:
                 met += 1 if op.kind == "csrrd" else len(op.expect)
+        if progress:
+            progress(start + len(chunk), len(ops))
     return ReplayResult(True, len(ops), met, None, cpus, backend.cycles)

@@ -49,6 +49,26 @@ def test_replay_model_passes(capsys, trace):
     assert out.startswith("ok ") and "backend model" in out
 
 
+def test_replay_progress(capsys, monkeypatch):
+    """After each batch that passed: the ops done so far; on a terminal, a bar on stderr."""
+    from sw_model.geometry import load_geometry
+    from testbench.port import ModelBackend
+    from testbench.replay import replay
+    from testbench.trace import load_trace
+
+    geom = load_geometry(TINY)
+    ops = load_trace(TRACES / "refill.jsonl", geom)
+    calls = []
+    result = replay(ops, ModelBackend(geom, 2), batch=4,
+                    progress=lambda done, total: calls.append((done, total)))
+    assert result.ok
+    n = len(ops)
+    assert calls == [(min(i + 4, n), n) for i in range(0, n, 4)]
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, _, err = run(capsys, "replay", TINY, TRACES / "refill.jsonl", "--backend", "model")
+    assert code == 0 and f"] {n}/{n} ops\n" in err
+
+
 def test_replay_reports_the_first_failing_line(capsys):
     code, _, err = run(capsys, "replay", TINY, TRACES / "bad_expect.jsonl", "--backend", "model")
     assert code == 1
