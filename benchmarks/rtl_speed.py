@@ -7,7 +7,8 @@ model alone; the RTL alone and in cosim, in Amaranth's simulator (pysim) and com
 Verilator, one op per exchange; then ``loongtlb replay --backend rtl --sim verilator`` of an
 M-op trace with every expect (default 1,000,000), end to end in a fresh process, where the
 harness parses and checks the trace itself, with the RTL clock cycles it reports (per op
-and per second); then the time to export la464 to Verilog.
+and per second), and the same for a trace on two CPUs, which the harness runs side by
+side; then the time to export la464 to Verilog.
 Building a Verilator model is cached and not counted (the first run builds it); writing the
 replay trace (with the model) is not counted either.
 """
@@ -43,12 +44,12 @@ def rate(geom, backend: str, sim: str, ops: int) -> float:
     return ops / elapsed
 
 
-def replay_rate(geom, ops: int, workdir: str) -> tuple[float, int]:
-    """End-to-end ops/s of replay (rtl, verilator) of an ``ops``-op trace with expects, and
-    the RTL clock cycles the replay reports."""
-    path = Path(workdir) / f"{geom.name}-{ops}.jsonl"
-    model, recorder = ModelBackend(geom), Recorder()
-    for op in RandomOps(geom, seed=7).take(ops):
+def replay_rate(geom, ops: int, workdir: str, cpus: int = 1) -> tuple[float, int]:
+    """End-to-end ops/s of replay (rtl, verilator) of an ``ops``-op trace with expects on
+    ``cpus`` CPUs, and the RTL clock cycles the replay reports."""
+    path = Path(workdir) / f"{geom.name}-{ops}-{cpus}.jsonl"
+    model, recorder = ModelBackend(geom, cpus), Recorder()
+    for op in RandomOps(geom, seed=7, cpus=cpus).take(ops):
         recorder.record(op, model.execute(op))
     write_lines(path, recorder.lines)
     cmd = [sys.executable, "-m", "testbench.cli", "replay", geom.source, str(path),
@@ -72,8 +73,8 @@ def main():
                         help="ops in the replayed trace")
     args = parser.parse_args()
     print(f"{'geometry':8s} {'model':>9s} {'pysim rtl':>10s} {'pysim cosim':>12s} "
-          f"{'verilator rtl':>14s} {'verilator cosim':>16s} {'verilator replay':>17s}"
-          "   (ops/s)")
+          f"{'verilator rtl':>14s} {'verilator cosim':>16s} {'verilator replay':>17s} "
+          f"{'replay, 2 CPUs':>15s}   (ops/s)")
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("tiny", "la464"):
             geom = load_geometry(ROOT / "configs" / f"{name}.yaml")
@@ -84,8 +85,9 @@ def main():
             v_rtl = rate(geom, "rtl", "verilator", args.ops * 20)
             v_cosim = rate(geom, "cosim", "verilator", args.ops * 20)
             v_replay, cycles = replay_rate(geom, args.replay_ops, tmp)
+            v_replay2, _cycles = replay_rate(geom, args.replay_ops, tmp, cpus=2)
             print(f"{name:8s} {model:9.0f} {p_rtl:10.0f} {p_cosim:12.0f} {v_rtl:14.0f} "
-                  f"{v_cosim:16.0f} {v_replay:17.0f}")
+                  f"{v_cosim:16.0f} {v_replay:17.0f} {v_replay2:15.0f}")
             print(f"{'':8s} ratios: verilator/pysim rtl {v_rtl / p_rtl:.0f}x, cosim "
                   f"{v_cosim / p_cosim:.0f}x; replay/pysim rtl {v_replay / p_rtl:.0f}x; "
                   f"model/verilator cosim {model / v_cosim:.1f}x", flush=True)

@@ -4,7 +4,8 @@
 // format (op kinds, expect keys, CSR and exception names), all taken from the Python code.
 //
 //   sim CPUS            serve requests on stdin (the pipe protocol of verilator_backend.py)
-//   sim --replay TRACE  parse a JSON Lines trace, run it, check every expect; print one line:
+//   sim --replay TRACE  parse a JSON Lines trace, run it (the CPUs on threads of their own),
+//                       check every expect; print one line:
 //                         ok OPS MET CPUS CYCLES
 //                         fail INDEX LINE MET CPUS PRESENT V0 V1 ... (the failing op's result)
 //                         fallback LINE  (a line this parser does not take: Python decides)
@@ -12,13 +13,16 @@
 #include "Vsimtop___024root.h"
 #include "verilated.h"
 #include "geometry.h"
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 using Top = Vsimtop;
@@ -34,8 +38,8 @@ static auto fall(Top* t, Root* root, int) -> decltype(root->__Vtrigrprev__TOP__c
 template <class Root>
 static void fall(Top* t, Root*, long) { t->clk = 0; t->eval(); }
 
-// every rising edge, counted for the replay's report
-static uint64_t edges = 0;
+// every rising edge on this thread, counted for the replay's report
+static thread_local uint64_t edges = 0;
 
 static void tick(Top* t) { t->clk = 1; t->eval(); fall(t, t->rootp, 0); edges++; }
 
@@ -347,27 +351,61 @@ static int replay(const char* path) {
     }
     p = eol + 1;
   }
+  // Each CPU's unit is touched by its own ops alone, so the CPUs run side by side, on up
+  // to one thread per core, each CPU's ops in trace order, each until its first failure
+  // (or until it passes an earlier failure of another CPU's). The trace's failure is the
+  // lowest-indexed of those; every op before it has run and passed, on whichever CPU.
   int cpus = max_cpu + 1;
-  VerilatedContext ctx;
-  std::vector<std::unique_ptr<Top>> tops;
-  for (int i = 0; i < cpus; i++) { tops.emplace_back(new Top(&ctx)); reset(tops[i].get()); }
-  uint64_t met = 0, reset_edges = edges;
-  for (size_t i = 0; i < ops.size(); i++) {
-    const Op& op = ops[i];
-    Result r = run(tops[op.cpu].get(), op);
-    for (int e = 0; e < op.expect_n; e++) {
-      const Expect& x = expects[op.expect_at + e];
-      if (!(r.present >> x.key & 1) || r.v[x.key] != x.value) {
-        printf("fail %zu %u %llu %d %u", i, op.line, (unsigned long long)met, cpus, r.present);
-        for (int k = 0; k < N_KEYS; k++) printf(" %llu", (unsigned long long)r.v[k]);
-        printf("\n");
-        return 0;
+  std::vector<std::vector<uint32_t>> mine(cpus);
+  for (uint32_t i = 0; i < ops.size(); i++) mine[ops[i].cpu].push_back(i);
+  const size_t NONE = SIZE_MAX;
+  std::atomic<size_t> first_fail{NONE};
+  std::vector<Result> fail_result(cpus);
+  std::vector<uint64_t> cycles(cpus, 0);
+  auto run_cpu = [&](int cpu) {
+    VerilatedContext ctx;                // one per unit: no state shared between threads
+    Top top(&ctx);
+    reset(&top);
+    uint64_t start = edges;
+    for (uint32_t i : mine[cpu]) {
+      if (i > first_fail.load(std::memory_order_relaxed)) break;
+      const Op& op = ops[i];
+      Result r = run(&top, op);
+      bool ok = true;
+      for (int e = 0; e < op.expect_n && ok; e++) {
+        const Expect& x = expects[op.expect_at + e];
+        ok = (r.present >> x.key & 1) && r.v[x.key] == x.value;
+      }
+      if (!ok) {
+        fail_result[cpu] = r;
+        size_t seen = first_fail.load();
+        while (i < seen && !first_fail.compare_exchange_weak(seen, i)) {}
+        break;
       }
     }
-    met += op.expect_n;
+    cycles[cpu] = edges - start;
+  };
+  unsigned threads = std::min<unsigned>(cpus, std::max(1u, std::thread::hardware_concurrency()));
+  auto worker = [&](unsigned k) { for (int cpu = k; cpu < cpus; cpu += threads) run_cpu(cpu); };
+  std::vector<std::thread> pool;
+  for (unsigned k = 1; k < threads; k++) pool.emplace_back(worker, k);
+  worker(0);
+  for (auto& t : pool) t.join();
+
+  size_t fail = first_fail.load();
+  uint64_t met = 0, total_cycles = 0;
+  for (size_t i = 0; i < ops.size() && i < fail; i++) met += ops[i].expect_n;
+  if (fail != NONE) {
+    const Result& r = fail_result[ops[fail].cpu];
+    printf("fail %zu %u %llu %d %u", fail, ops[fail].line, (unsigned long long)met, cpus,
+           r.present);
+    for (int k = 0; k < N_KEYS; k++) printf(" %llu", (unsigned long long)r.v[k]);
+    printf("\n");
+    return 0;
   }
+  for (uint64_t c : cycles) total_cycles += c;
   printf("ok %zu %llu %d %llu\n", ops.size(), (unsigned long long)met, cpus,
-         (unsigned long long)(edges - reset_edges));
+         (unsigned long long)total_cycles);
   return 0;
 }
 

@@ -121,6 +121,39 @@ def test_failure_in_a_long_trace(exe, tmp_path):
     assert fast.ops == 50 * (len(body) + 1)
 
 
+@pytest.mark.parametrize("first", [0, 1])
+def test_the_first_failure_of_several_cpus(first, exe, tmp_path):
+    """The harness runs the CPUs side by side: with a wrong expect on each of four CPUs, the
+    one reported is the earliest in the trace, whichever CPU it is on and however far the
+    other CPUs have run, with the values met before it counted across all CPUs."""
+    lines = (TRACES / "refill.jsonl").read_text().splitlines()
+    body = [json.loads(line) for line in lines if line.startswith("{")]
+    reset = {"op": "invtlb", "inv_op": 0, "asid": 0, "va": 0}
+
+    def on(cpu, ops):
+        return [dict(op, cpu=cpu) for op in ops]
+
+    def wrong(cpu):                      # this CPU's TLB is empty at that address
+        return {"op": "translate", "va": "0x7f0004010", "access": "load", "cpu": cpu,
+                "expect": {"exc": "NONE", "pa": "0x8c010"}}
+    ops = []
+    for round_ in range(40):
+        for cpu in range(4):
+            ops += on(cpu, [reset, *body])
+        if round_ == 10:
+            ops.append(wrong(first))
+        if round_ == 30:
+            ops.append(wrong(1 - first))
+        if round_ == 35:
+            ops.append(wrong(3))
+    path = tmp_path / "cpus.jsonl"
+    path.write_text("".join(json.dumps(op) + "\n" for op in ops))
+    fast = harness_replay(path, exe)
+    assert not fast.ok and fast == python_replay(path)
+    assert fast.ops == 11 * 4 * (len(body) + 1)          # the index of the first wrong op
+    assert ("(cpu 1)" in fast.failure) == (first == 1)
+
+
 def test_old_builds_are_pruned(tmp_path):
     """Each source version builds anew; only the newest three per geometry stay cached."""
     import os
