@@ -23,6 +23,7 @@ def progress_bar(done: int, total: int) -> None:
     print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} ops", end="",
           file=sys.stderr, flush=True)
 
+
 BACKENDS = ("model", "rtl", "cosim")
 SIMULATORS = ("pysim", "verilator")
 

@@ -14,11 +14,11 @@
 #include "verilated.h"
 #include "geometry.h"
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
