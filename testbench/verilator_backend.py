@@ -322,7 +322,7 @@ class VerilatorBackend(Backend):
     def _result(self, op: Op, answers) -> dict:
         kind = op.kind
         if kind == "csrrd":
-            self.last_cycles = 0
+            self._tick(0)
             return {"value": answers[0][0]}
         if kind == "csrwr":
             self._tick(1)

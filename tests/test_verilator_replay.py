@@ -123,9 +123,9 @@ def test_failure_in_a_long_trace(exe, tmp_path):
 
 @pytest.mark.parametrize("first", [0, 1])
 def test_the_first_failure_of_several_cpus(first, exe, tmp_path):
-    """The harness runs the CPUs side by side: with a wrong expect on each of four CPUs, the
-    one reported is the earliest in the trace, whichever CPU it is on and however far the
-    other CPUs have run, with the values met before it counted across all CPUs."""
+    """The harness runs the CPUs side by side: with a wrong expect on three of four CPUs,
+    the one reported is the earliest in the trace, whichever CPU it is on and however far
+    the other CPUs have run, with the values met before it counted across all CPUs."""
     lines = (TRACES / "refill.jsonl").read_text().splitlines()
     body = [json.loads(line) for line in lines if line.startswith("{")]
     reset = {"op": "invtlb", "inv_op": 0, "asid": 0, "va": 0}
