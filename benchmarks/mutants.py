@@ -12,6 +12,7 @@ cosim, then seeded random cosim runs on several geometries. One line per bug, th
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import types
 from dataclasses import dataclass
@@ -51,7 +52,11 @@ BUGS = [
         "table = {p: vpn[p - 11:p - 11 + g.set_bits] for p in g.page_shifts}"),
     Bug("page mask off by one", "unit", "if p - 12 <= lo)", "if p - 11 <= lo)"),
     Bug("NE not inverted on TLBWR/TLBFILL", "unit",
-        "src_e = istlbr | ~csr[\"TLBIDX\"].NE", "src_e = istlbr | csr[\"TLBIDX\"].NE"),
+        "src_e.eq(istlbr | ~csr[\"TLBIDX\"].NE)", "src_e.eq(istlbr | csr[\"TLBIDX\"].NE)"),
+    Bug("TLBFILL follows NE under tlbfill_ne ignore", "unit",
+        "if g.tlbfill_ne == \"ignore\":", "if g.tlbfill_ne == \"never\":"),
+    Bug("TLBFILL ignores NE under tlbfill_ne manual", "unit",
+        "if g.tlbfill_ne == \"ignore\":", "if True:"),
     Bug("refill-context bank switch missing", "unit",
         "src_vppn = Mux(istlbr, csr[\"TLBREHI\"].VPPN, csr[\"TLBEHI\"].VPPN)",
         "src_vppn = csr[\"TLBEHI\"].VPPN"),
@@ -134,8 +139,10 @@ def hunt(bug: Bug, ops: int = 2000) -> str | None:
             backend.close()
         if not result.ok:
             return f"trace {trace.name}: {result.failure.split(': ', 1)[-1]}"
-    for config, seed in (("tiny", 1), ("la32r", 2), ("tiny", 3)):
-        geom = load_geometry(ROOT / "configs" / f"{config}.yaml")
+    for config, seed in (("tiny", 1), ("la32r", 2), ("tiny", 3), ("tiny ignore", 4)):
+        geom = load_geometry(ROOT / "configs" / f"{config.split()[0]}.yaml")
+        if config.endswith("ignore"):
+            geom = dataclasses.replace(geom, tlbfill_ne="ignore")      # D4's other reading
         result = fuzz(geom, ops, seed, backend_factory=factory)
         if result.failure:
             return f"fuzz {config} seed {seed} op {result.failed_at}: {result.failure}"

@@ -445,7 +445,10 @@ class TLBUnit(wiring.Component):
         elo0_v = csr_layout(g, "TLBELO0")(Signal(g.grlen, name="src_elo0"))
         elo1_v = csr_layout(g, "TLBELO1")(Signal(g.grlen, name="src_elo1"))
         m.d.comb += [elo0_v.as_value().eq(elo0), elo1_v.as_value().eq(elo1)]
-        src_e = istlbr | ~csr["TLBIDX"].NE
+        # D4: TLBFILL under tlbfill_ne "ignore" writes E = 1 whatever NE holds (TLBFILL writes
+        # from the FILL state, TLBWR from IDLE)
+        src_e = Signal(name="src_e")
+        m.d.comb += src_e.eq(istlbr | ~csr["TLBIDX"].NE)
         half0, stmts0 = self._half_from_elo(elo0_v)
         half1, stmts1 = self._half_from_elo(elo1_v)
         m.d.comb += stmts0 + stmts1
@@ -647,6 +650,8 @@ class TLBUnit(wiring.Component):
             with m.State("FILL"):
                 # the slot was found in the accept cycle (place(), registered)
                 m.d.comb += done.eq(1)
+                if g.tlbfill_ne == "ignore":
+                    m.d.comb += src_e.eq(1)
                 with m.If(~ps_listed):
                     m.d.comb += self.insn_illegal.eq(1)
                 with m.Elif(to_stlb):

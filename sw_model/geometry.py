@@ -59,6 +59,9 @@ class Geometry:
     lookup_ports: int
     #: cycles from a lookup request to its result: 1, or 2 with a register after the match
     lookup_latency: int = 1
+    #: TLBFILL outside the refill context (D4): "manual" writes E = NOT TLBIDX.NE, "ignore"
+    #: writes E = 1 whatever NE holds (QEMU)
+    tlbfill_ne: str = "manual"
     source: str = field(default="<dict>", compare=False)
 
     # ---- derived sizes ---------------------------------------------------------------------
@@ -152,6 +155,8 @@ class Geometry:
         seed = f" seed 0x{self.seed:04x}" if self.policy == "lfsr" else ""
         lines.append(f"replacement {self.policy}{seed}; lookup ports {self.lookup_ports}, "
                      f"latency {self.lookup_latency} cycle{'s' if self.lookup_latency > 1 else ''}")
+        lines.append(f"tlbfill_ne {self.tlbfill_ne} (TLBFILL outside the refill context: "
+                     + ("E = NOT TLBIDX.NE)" if self.tlbfill_ne == "manual" else "E = 1)"))
         lines.append(f"PRCFG3 0x{self.prcfg3:08x}")
         return lines
 
@@ -159,8 +164,10 @@ class Geometry:
 # ---- loading and validation -------------------------------------------------------------------
 
 _TOP_KEYS = {"name", "grlen", "valen", "palen", "asid_bits", "stlb", "mtlb", "stlb_page_shift",
-             "page_shifts", "replacement", "lookup_ports", "lookup_latency"}
-_REQUIRED = _TOP_KEYS - {"grlen", "stlb", "lookup_latency"}
+             "page_shifts", "replacement", "lookup_ports", "lookup_latency", "tlbfill_ne"}
+_REQUIRED = _TOP_KEYS - {"grlen", "stlb", "lookup_latency", "tlbfill_ne"}
+#: the readings of TLBFILL outside the refill context with TLBIDX.NE set (D4)
+TLBFILL_NE = ("manual", "ignore")
 
 
 class _Checker:
@@ -248,12 +255,15 @@ def geometry_from_dict(data, source: str = "<dict>") -> Geometry:
         seed = c.integer(seed, "replacement.seed", 1, 0xFFFF)
     ports = c.integer(data["lookup_ports"], "lookup_ports", 1, 16)
     latency = c.integer(data.get("lookup_latency", 1), "lookup_latency", 1, 3)
+    tlbfill_ne = data.get("tlbfill_ne", "manual")
+    if tlbfill_ne not in TLBFILL_NE:
+        c.fail("tlbfill_ne", f"must be manual or ignore, got {_show(tlbfill_ne)}")
 
     return Geometry(name=name, grlen=grlen, valen=valen, palen=palen, asid_bits=asid_bits,
                     stlb_ways=ways, stlb_sets=sets, mtlb_entries=entries,
                     stlb_page_shift=stlbps, page_shifts=tuple(sorted(shifts)), policy=policy,
                     seed=seed or 1, lookup_ports=ports, lookup_latency=latency,
-                    source=source)
+                    tlbfill_ne=tlbfill_ne, source=source)
 
 
 def load_geometry(path) -> Geometry:

@@ -298,15 +298,18 @@ class ReferenceTLB:
         return self._done(**{name: self.read_csr(name) for name in
                              ("TLBIDX", "TLBEHI", "TLBELO0", "TLBELO1", "ASID")})
 
-    def _new_entry(self) -> tuple[Entry, int]:
-        """The entry TLBWR/TLBFILL write, and the PS it was given (D3, D4, D5)."""
+    def _new_entry(self, fill: bool) -> tuple[Entry, int]:
+        """The entry TLBWR (``fill`` false) or TLBFILL write, and the PS it was given (D3,
+        D4, D5). D4: E = 1 in the refill context; outside it E = NOT TLBIDX.NE, except that
+        TLBFILL under ``tlbfill_ne: ignore`` writes E = 1."""
         if self.in_refill:
             vppn, ps = self._field("TLBREHI", "VPPN"), self._field("TLBREHI", "PS")
             lo0, lo1, e = self.csr["TLBRELO0"], self.csr["TLBRELO1"], True
         else:
             vppn, ps = self._field("TLBEHI", "VPPN"), self._field("TLBIDX", "PS")
             lo0, lo1 = self.csr["TLBELO0"], self.csr["TLBELO1"]
-            e = not self._field("TLBIDX", "NE")
+            e = (fill and self.geom.tlbfill_ne == "ignore") or \
+                not self._field("TLBIDX", "NE")
         g = bool(lo0 & lo1 & self._g_bit)
         entry = Entry(e=e, asid=self.asid, g=g, vppn=vppn, ps=ps,
                       lo0=lo0 & ~self._g_bit, lo1=lo1 & ~self._g_bit)
@@ -328,7 +331,7 @@ class ReferenceTLB:
         slot = self.geom.slot_of_index(index)
         if slot is None:
             return self._done()
-        entry, ps = self._new_entry()
+        entry, ps = self._new_entry(fill=False)
         if slot.bank == "mtlb" and ps not in self.geom.page_shifts:
             return self._illegal()
         self._put(index, entry)
@@ -336,7 +339,7 @@ class ReferenceTLB:
 
     def tlbfill(self) -> dict:
         """D9: the STLB when PS == STLBPS, else the MTLB; the first free slot, else D10."""
-        entry, ps = self._new_entry()
+        entry, ps = self._new_entry(fill=True)
         if ps not in self.geom.page_shifts:
             return self._illegal()
         g = self.geom

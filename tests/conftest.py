@@ -48,6 +48,8 @@ def _geometries() -> dict[str, Geometry]:
     geoms["mtlb6"] = _derived("tiny", name="mtlb6", stlb=None, mtlb={"entries": 6},
                               lookup_latency=3)
     geoms["asid4"] = _derived("tiny", name="asid4", asid_bits=4)
+    # TLBFILL outside the refill context writes E = 1 whatever TLBIDX.NE holds (D4, QEMU)
+    geoms["tiny_ignore"] = _derived("tiny", name="tiny_ignore", tlbfill_ne="ignore")
     # odd shapes: 3 ways x 2 sets, a 5-entry MTLB, round robin, the three-stage lookup
     geoms["odd"] = _derived("tiny", name="odd", stlb={"ways": 3, "sets": 2}, mtlb={"entries": 5},
                             replacement={"policy": "round_robin"}, lookup_latency=3)

@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import mutants  # noqa: E402
 
 
-@pytest.mark.parametrize("name", ["tiny", "mtlb6", "odd"])
+@pytest.mark.parametrize("name", ["tiny", "tiny_ignore", "mtlb6", "odd"])
 def test_fuzz_10000_ops_no_mismatch(name):
     result = fuzz(GEOMS[name], 10000, seed=1)        # the CLI default seed
     assert result.failure is None and result.done == 10000

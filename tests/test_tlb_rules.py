@@ -94,6 +94,27 @@ def test_d4_ne_writes_an_empty_entry_outside_the_refill_context(make_tlb):
     assert live(tlb, [0]) == set()
 
 
+@pytest.mark.parametrize("geom, fill_e", [("tiny", False), ("tiny_ignore", True)])
+def test_d4_tlbfill_ne_readings(make_tlb, geom, fill_e):
+    """tlbfill_ne: manual, TLBFILL with NE = 1 writes an empty entry; ignore, a live one.
+    TLBWR follows NE under both readings, and the refill context writes E = 1 under both."""
+    tlb = make_tlb(geom)
+    assert fill(tlb, 0x40000000, elo(1), elo(2), ne=1)["slot"] == 0
+    assert exc(tlb, 0x40000000) == ("NONE" if fill_e else "TLBR")
+    tlb.ertn()
+    assert live(tlb, [0]) == ({0} if fill_e else set())
+    # the next fill goes to slot 0 when it was left empty, else to the free way 1
+    assert fill(tlb, 0x40000000, elo(3), elo(4), ne=1)["slot"] == (4 if fill_e else 0)
+    wr(tlb, 0, 0x40000000, elo(1), elo(2), ne=1)
+    assert 0 not in live(tlb, [0])
+    write(tlb, TLBREHI=14, TLBIDX=tlbidx(0, 14, ne=1))
+    assert exc(tlb, 0x50000000) == "TLBR"
+    write(tlb, TLBRELO0=elo(5), TLBRELO1=elo(6))
+    slot = tlb.tlbfill()["slot"]
+    tlb.ertn()
+    assert slot in live(tlb, [slot]) and exc(tlb, 0x50000000) == "NONE"
+
+
 def test_d4_d5_refill_context_round_trip(make_tlb):
     tlb = make_tlb()
     write(tlb, TLBREHI=14, TLBIDX=tlbidx(0, 14, ne=1), ASID=5)
