@@ -13,6 +13,8 @@ translation.
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 
 from .csr import CSR_NAMES, EXC_CODES, csr_fields, elo_fields, sign_extended, write_mask
@@ -433,6 +435,13 @@ class ReferenceTLB:
                 bits |= 1 << (self.geom.stlb_entries + i)
         self._valid = bits
         return bits
+
+    def state_key(self) -> tuple:
+        """The whole state as a hashable value (the kernel race's exhaustive search caches
+        explored states by it)."""
+        entries = tuple(dataclasses.astuple(e) for way in self.stlb for e in way)
+        return (entries, tuple(dataclasses.astuple(e) for e in self.mtlb),
+                tuple(self.csr.items()), self.multi_hit, self.lfsr, tuple(self.rr.items()))
 
     def csr_snapshot(self) -> dict[str, int]:
         """Every CSR as csrrd would read it."""

@@ -1,6 +1,7 @@
 """The ``loongtlb`` command line (interfaces.md section 4).
 
-Exit status: 0 success; 1 a check failed; 2 bad input, reported in one line on stderr.
+Exit status: 0 success; 1 a check failed; 2 bad input, reported in one line on stderr; 3 an
+internal error (one line; the traceback with LOONGTLB_DEBUG=1).
 """
 
 from __future__ import annotations
@@ -111,6 +112,19 @@ def _variant_path(path: str, variant: str, several: bool) -> str:
     return str(p.with_name(f"{p.stem}.{variant}{p.suffix}"))
 
 
+def _readings(geom, choice: str | None, matrix: bool) -> list:
+    """The geometry once per D4 reading asked for with --tlbfill-ne (default: its own)."""
+    import dataclasses
+
+    if choice is None:
+        return [geom]
+    if choice == "both":
+        if not matrix:
+            raise InputError("--tlbfill-ne both needs --matrix (one table per reading)")
+        return [dataclasses.replace(geom, tlbfill_ne=r) for r in ("manual", "ignore")]
+    return [dataclasses.replace(geom, tlbfill_ne=choice)]
+
+
 def cmd_race(args) -> int:
     import json
 
@@ -121,7 +135,12 @@ def cmd_race(args) -> int:
 
     geom = load_geometry(args.config)
     costs = parse_costs(args.cost)
-    race = Race(geom, args.scenario, args.access, args.cpus, args.backend, args.sim)
+    geoms = _readings(geom, args.tlbfill_ne, args.matrix)
+    if args.matrix:
+        return _race_matrix(args, geoms)
+    geom = geoms[0]
+    race = Race(geom, args.scenario or "anon", args.access, args.cpus, args.backend, args.sim,
+                args.prefault or "none", args.page_cache)
     variants = VARIANTS if args.kernel == "all" else (args.kernel,)
     several = len(variants) > 1
     if args.schedule == "exhaustive" and (args.trace or args.vcd):
@@ -136,7 +155,7 @@ def cmd_race(args) -> int:
 
     def progress(count):
         if sys.stderr.isatty() and count % 50 == 0:
-            print(f"\r{count} schedules", end="", file=sys.stderr, flush=True)
+            print(f"\r{count} states", end="", file=sys.stderr, flush=True)
 
     reports = []
     start = time.perf_counter()
@@ -156,9 +175,48 @@ def cmd_race(args) -> int:
         print(json.dumps(reports if several else reports[0], indent=2))
         print(f"race: {elapsed:.2f} s", file=sys.stderr)
     else:
-        print(format_table(reports, costs, geom.name))
+        print(format_table(reports, costs, race))
         print(f"{elapsed:.2f} s")
     return 1 if failed else 0
+
+
+def _race_matrix(args, geoms) -> int:
+    """race --matrix: every combination the kernel allows, under the three variants."""
+    import json
+
+    from .race import format_matrix, matrix_rows
+
+    given = [flag for flag, value in (("--scenario", args.scenario), ("--access", args.access),
+                                      ("--prefault", args.prefault),
+                                      ("--page-cache", args.page_cache),
+                                      ("--trace", args.trace), ("--vcd", args.vcd))
+             if value is not None]
+    if given or args.kernel != "all" or args.cpus != 2:
+        flags = given + (["--kernel"] if args.kernel != "all" else []) + \
+            (["--cpus"] if args.cpus != 2 else [])
+        raise InputError(f"--matrix runs every scenario under every kernel on 2 CPUs: "
+                         f"{', '.join(flags)} does not apply")
+
+    def progress(text):
+        if sys.stderr.isatty():
+            print(f"\r\x1b[K{text}", end="", file=sys.stderr, flush=True)
+
+    start = time.perf_counter()
+    tables, reports = [], []
+    for geom in geoms:
+        rows = matrix_rows(geom, args.schedule, args.backend, args.sim, args.seed, progress)
+        reports += rows
+        tables.append(format_matrix(rows, geom))
+    if sys.stderr.isatty():
+        print("\r\x1b[K", end="", file=sys.stderr, flush=True)
+    elapsed = time.perf_counter() - start
+    if args.json:
+        print(json.dumps(reports, indent=2))
+        print(f"race --matrix: {elapsed:.2f} s", file=sys.stderr)
+    else:
+        print("\n\n".join(tables))
+        print(f"\n{elapsed:.2f} s")
+    return 1 if any(r["violations"] or r["mismatches"] for r in reports) else 0
 
 
 def cmd_fuzz(args) -> int:
@@ -229,6 +287,8 @@ def cmd_synth(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .race import SCENARIOS
+
     parser = _Parser(prog=PROG, description="LoongArch TLB: RTL, reference model and the "
                      "Linux lost-race fault path")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -244,19 +304,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("race", help="the kernel's lost-race fault path on several CPUs")
     p.add_argument("config")
-    p.add_argument("--scenario", choices=("anon", "cow"), default="anon")
-    p.add_argument("--access", choices=("load", "store"), default=None)
+    p.add_argument("--scenario", choices=SCENARIOS, default=None,
+                   help="anon (default), cow (a store race), file-private, file-shared")
+    p.add_argument("--access", choices=("load", "store"), default=None,
+                   help="the racing access (default load; store for cow)")
+    p.add_argument("--prefault", choices=("none", "read"), default=None,
+                   help="read: every CPU reads the page before the race (default none)")
+    p.add_argument("--page-cache", choices=("cold", "warm"), default=None,
+                   help="file scenarios: the file's pages cached or not (default cold)")
     p.add_argument("--kernel", choices=("pre-series", "mm-only", "full-series", "all"),
-                   default="all")
-    p.add_argument("--cpus", type=int, default=2)
+                   default="all", help="kernel variant (default all three)")
+    p.add_argument("--cpus", type=int, default=2, help="racing CPUs, 2 to 8 (default 2)")
     p.add_argument("--schedule", choices=("canonical", "random", "exhaustive"),
-                   default="canonical")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--backend", choices=BACKENDS, default="cosim")
-    p.add_argument("--sim", choices=SIMULATORS, default="pysim")
+                   default="canonical", help="default canonical; exhaustive needs 2 CPUs")
+    p.add_argument("--seed", type=int, default=1, help="random schedule seed (default 1)")
+    p.add_argument("--backend", choices=BACKENDS, default="cosim", help="default cosim")
+    p.add_argument("--sim", choices=SIMULATORS, default="pysim", help="default pysim")
+    p.add_argument("--matrix", action="store_true",
+                   help="every combination the kernel allows, under the three variants")
+    p.add_argument("--tlbfill-ne", choices=("manual", "ignore", "both"), default=None,
+                   help="override the geometry's tlbfill_ne (D4); both: a matrix per reading")
     p.add_argument("--json", action="store_true", help="print the JSON report only")
     p.add_argument("--trace", metavar="OUT", help="write the TLB-level trace of every CPU")
-    p.add_argument("--vcd", metavar="FILE")
+    p.add_argument("--vcd", metavar="FILE", help="waveform (rtl and cosim backends)")
     p.add_argument("--cost", metavar="KIND=CYCLES,...",
                    help="modelled cycles per exception kind (defaults in README)")
     p.set_defaults(func=cmd_race)
@@ -314,6 +384,24 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # stdout closed by the reader (``| head``): stop quietly, and keep Python's own
+        # flush at exit from failing again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except Exception as err:                                    # a bug of the tool
+        if os.environ.get("LOONGTLB_DEBUG") == "1":
+            raise
+        where = err.__traceback__
+        while where.tb_next is not None:
+            where = where.tb_next
+        place = f"{Path(where.tb_frame.f_code.co_filename).name}:{where.tb_lineno}"
+        text = str(err).splitlines()[0][:200] if str(err) else ""
+        print(f"{PROG}: internal error: {type(err).__name__} at {place}"
+              f"{': ' + text if text else ''} (LOONGTLB_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -63,6 +63,11 @@ class Backend:
         bits = rest.pop(0)["bits"] if valid else None
         return result, snapshot, bits
 
+    def state_key(self, cpu: int):
+        """CPU ``cpu``'s whole TLB state as a hashable value, from the reference model;
+        None where this backend has no model (the RTL alone)."""
+        return None
+
     def close(self) -> None:
         """Finish (write a waveform, stop a simulator)."""
 
@@ -118,6 +123,9 @@ class ModelBackend(Backend):
     def execute(self, op: Op) -> dict:
         return run_on_model(self.tlbs[op.cpu], op)
 
+    def state_key(self, cpu: int):
+        return self.tlbs[cpu].state_key()
+
 
 class CosimBackend(Backend):
     """Model and RTL in lock step. Every result is compared; after every op that can change
@@ -156,6 +164,9 @@ class CosimBackend(Backend):
     @property
     def cycles(self) -> int | None:
         return self.rtl.cycles
+
+    def state_key(self, cpu: int):
+        return self.model.state_key(cpu)
 
     def close(self) -> None:
         self.rtl.close()

@@ -1,4 +1,6 @@
-"""The kernel's TLB and fault paths, one :class:`Cpu` per CPU, each with its TLB port.
+"""The kernel's LoongArch side, one :class:`Cpu` per CPU, each with its TLB port: the refill
+and fast handlers of tlbex.S, do_page_fault, ``__update_tlb``, the flushes and IPIs. The
+generic fault path (mm/memory.c, mm/filemap.c) is :class:`~.memory.FaultPaths`.
 
 Every path issues the TLB-unit CSR accesses and TLB instructions the kernel issues, in the
 kernel's order, through the CPU's port (any object with the methods of
@@ -6,10 +8,23 @@ kernel's order, through the CPU's port (any object with the methods of
 Python state here.
 
 Code that may be preempted is written as generators. A CPU yields at the kernel's own
-scheduling points: ``"access"`` before each user access, ``"lock"`` just before taking the
-page-table lock. Exception handlers run with interrupts off and lock-held sections are short
-and atomic, so neither contains a yield; an IPI therefore always finds its target CPU at a
-yield point and runs on it at once.
+scheduling points (decisions.md K5), each a place where another CPU can act between two of
+this CPU's steps that touch shared state (the page tables, a lock, another CPU's TLB):
+
+- ``"access"``: before each user access;
+- ``"lock"``: before taking a lock (the page-table lock, a page lock, or a page trylock);
+- ``"llsc"``: between a fast handler's ll.d of the PTE and its sc.d;
+- ``"fault"``: between a fast handler falling through to do_page_fault (and each retry of
+  handle_mm_fault) and handle_pte_fault's unlocked PTE read;
+- ``"pte"``: inside a lock-held section, before each further access to a PTE and before a
+  flush IPI: the refill and fast handlers take no lock, so they run on other CPUs while
+  this CPU holds the page-table lock;
+- ``"io"``: while a page is read from the file (the mmap lock dropped).
+
+A CPU that waits for a lock another CPU holds, or for an IPI to reach a CPU whose interrupts
+are off (inside an exception handler, before do_page_fault enables them), is blocked
+(:meth:`Cpu.blocked`): the scheduler does not run it until that changes. An IPI runs its
+function on the target CPU at once when that CPU's interrupts are on.
 
 Variants (decisions.md K2): ``pre-series`` (v6.0), ``mm-only`` (Qi Zheng's mm patch alone),
 ``full-series`` (with "LoongArch: update local TLB if PTE entry exists").
@@ -19,10 +34,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .mm import VM_EXEC, VM_READ, VM_WRITE, AsidAllocator, Mm, PageTables, PhysMem, Vma
-from .pte import (DIRTY, MODIFIED, PAGE_SHIFT, PAGE_SIZE, PRESENT, PS_DEFAULT_SIZE, VALID,
-                  WRITE, pfn_pte, pte_mkdirty, pte_mkspecial, pte_mkwrite, pte_mkyoung,
-                  pte_none, pte_pfn, pte_present, pte_write)
+from .memory import NOPAGE, RETRY, FaultPaths
+from .mm import VM_EXEC, VM_READ, VM_WRITE, AsidAllocator, File, Mm, PageTables, PhysMem, Vma
+from .pte import DIRTY, MODIFIED, PAGE_SHIFT, PAGE_SIZE, PRESENT, PS_DEFAULT_SIZE, VALID, WRITE
+from .pte import pte_pfn, pte_present
 
 VARIANTS = ("pre-series", "mm-only", "full-series")
 TLB_INSNS = ("tlbsrch", "tlbrd", "tlbwr", "tlbfill", "tlbclr", "tlbflush", "invtlb")
@@ -31,9 +46,11 @@ LIVELOCK_LIMIT = 8
 TLBIDX_PS_MASK = 0x3F << 24
 TLBREHI_PS_MASK = 0x3F
 
+__all__ = ["VARIANTS", "Kernel", "Cpu", "Violation", "SegmentationFault", "NOPAGE", "RETRY"]
+
 
 class Violation(Exception):
-    """An invariant of the run failed (wrong page, multi-hit, livelock)."""
+    """An invariant of the run failed (wrong page, multi-hit, livelock, deadlock)."""
 
 
 class SegmentationFault(Exception):
@@ -41,8 +58,8 @@ class SegmentationFault(Exception):
 
 
 class Kernel:
-    """State shared by every CPU: memory, page tables, ASIDs, the variant, and what the
-    racing faults did (for the report)."""
+    """State shared by every CPU: memory, page tables, files, locks, ASIDs, the variant, and
+    what the racing faults did (for the report)."""
 
     def __init__(self, variant: str, asid_bits: int, ports: list):
         if variant not in VARIANTS:
@@ -53,19 +70,39 @@ class Kernel:
         self.asids = AsidAllocator(asid_bits, len(ports))
         self.zero_pfn = self.mem.alloc_page("zero page")
         self.mem.get_page(self.zero_pfn)
+        self.files: list[File] = []
+        #: lock key -> the CPU holding it: ("ptl", mm name), ("page", pfn)
+        self.locks: dict[tuple, int] = {}
         self.cpus = [Cpu(self, i, port) for i, port in enumerate(ports)]
         #: counting starts at the first racing access (set-up is not counted)
         self.counting = False
+        #: the address the CPUs race on: roles and entry probes are about its page
+        self.race_va: int | None = None
         #: cpu -> "winner" (its fault changed the PTE) / "loser" (found it changed)
         self.roles: dict[int, str] = {}
-        #: cpu -> whether its TLB translated the address when its lost fault returned
-        self.loser_valid: dict[int, bool] = {}
+        #: role -> cpu -> whether the CPU's TLB translated the address when that fault returned
+        self.valid_after: dict[str, dict[int, bool]] = {"winner": {}, "loser": {}}
+        #: "function:update_mmu_tlb" / "function:update_mmu_cache" -> calls while counting
+        self.sites: Counter = Counter()
 
     def new_mm(self, name: str) -> Mm:
         return Mm(name, self.pt.new_pgd())
 
+    def site(self, name: str) -> None:
+        if self.counting:
+            self.sites[name] += 1
 
-class Cpu:
+    def state_key(self) -> tuple:
+        """Everything of the kernel a later step can observe or the report shows, for the
+        exhaustive search's cache of explored states (the TLBs are the backend's)."""
+        return (self.mem.state_key(), tuple(f.state_key() for f in self.files),
+                tuple(sorted(self.locks.items())), tuple(sorted(self.roles.items())),
+                tuple((r, tuple(sorted(v.items()))) for r, v in self.valid_after.items()),
+                tuple(sorted(self.sites.items())),
+                tuple(cpu.state_key() for cpu in self.cpus))
+
+
+class Cpu(FaultPaths):
     def __init__(self, kernel: Kernel, index: int, port):
         self.kernel = kernel
         self.index = index
@@ -75,7 +112,26 @@ class Cpu:
         self.exceptions: Counter = Counter()
         self.tlb_ops: Counter = Counter()
         self.completed: list[tuple[int, str, int]] = []     # (va, access, pa)
-        self._lost = False                                  # the current fault lost a race
+        #: interrupts off: inside an exception handler until do_page_fault enables them
+        self.irqs_off = False
+        #: what a yield waits for: ("lock", key) or ("ipi", cpus); None when runnable
+        self.waiting: tuple | None = None
+        #: the racing fault's role on this CPU, set by the mm code during one fault
+        self.fault_role: str | None = None
+
+    def state_key(self) -> tuple:
+        return (self.irqs_off, self.waiting, self.fault_role, tuple(sorted(self.exceptions.items())),
+                tuple(sorted(self.tlb_ops.items())), tuple(self.completed), self.pgdl)
+
+    def blocked(self) -> bool:
+        """Whether this CPU waits for another (a lock it holds, or its interrupts to come on
+        for an IPI)."""
+        if self.waiting is None:
+            return False
+        what, arg = self.waiting
+        if what == "lock":
+            return self.kernel.locks.get(arg, self.index) != self.index
+        return any(self.kernel.cpus[c].irqs_off for c in arg)
 
     # ---- TLB ports and counting -----------------------------------------------------------
     def count_op(self, op, result) -> None:
@@ -107,8 +163,9 @@ class Cpu:
     def run(self, program):
         """Run user accesses ``[(va, access), ...]``; a generator yielding at scheduling
         points. Each access is retried after its exception until it completes."""
-        for va, access in program:
-            for _ in range(LIVELOCK_LIMIT + 1):
+        for step in range(len(program)):
+            va, access = program[step]
+            for tries in range(LIVELOCK_LIMIT + 1):
                 yield "access"
                 result = self.port.translate(va, access)
                 exc = result["exc"]
@@ -136,7 +193,10 @@ class Cpu:
 
     # ---- exception entry ------------------------------------------------------------------
     def exception(self, exc: str, access: str):
-        """The vector for each TLB exception (setup_tlb_handler)."""
+        """The vector for each TLB exception (setup_tlb_handler); interrupts are off from
+        the exception to do_page_fault's local_irq_enable and again from its return to
+        ertn."""
+        self.irqs_off = True
         if exc == "TLBR":
             self.handle_tlb_refill()
         elif exc in ("PIL", "PIF"):
@@ -148,10 +208,13 @@ class Cpu:
         else:                                               # PNR, PNX, PPI
             yield from self.handle_tlb_protect(access)
         self.port.ertn()
+        self.irqs_off = False
 
     def handle_tlb_refill(self) -> None:
         """The refill handler: CSR.PGD, LDDIR, LDDIR, LDPTE 0/1, TLBFILL (no present check).
-        The hardware reads TLBRBADV for CSR.PGD, LDDIR and LDPTE: one csrrd here."""
+        The hardware reads TLBRBADV for CSR.PGD, LDDIR and LDPTE: one csrrd here. Nothing
+        another CPU does between its loads and its TLBFILL can reach this TLB (interrupts are
+        off), so the handler runs as one step."""
         mem, pt = self.kernel.mem, self.kernel.pt
         badv = self.port.csrrd("TLBRBADV")
         pgd = self.pgdl                      # the model has no kernel-half walks (PGDH)
@@ -163,18 +226,24 @@ class Cpu:
         self.port.tlbfill()
 
     def _fast_handler(self, access, required: int, set_bits: int, write: int):
-        """handle_tlb_load / store / modify: walk, check, update the PTE, TLBSRCH, TLBWR;
-        or fall through to do_page_fault."""
+        """handle_tlb_load / store / modify as laid out in v6.0's tlbex.S (decisions.md K6):
+        walk; ll.d the PTE; TLBSRCH; test the PTE (fall through to do_page_fault when the
+        bits are missing); set the bits with sc.d, back to the ll.d when the sc.d fails;
+        TLBELO0/1 from the even/odd pair; TLBWR."""
         mem = self.kernel.mem
         badv = self.port.csrrd("BADV")
         ptep = self.kernel.pt.pte_address(self.pgdl, badv)
-        pte = mem.read(ptep)
-        if (pte & required) != required:
-            badv = self.port.csrrd("BADV")          # tlb_do_page_fault_N: SAVE_ALL, BADV
-            yield from self.do_page_fault(write, badv, access)
-            return
-        mem.write(ptep, pte | set_bits)              # ll.d / sc.d
-        self.port.tlbsrch()
+        while True:
+            pte = mem.read(ptep)                     # ll.d
+            self.port.tlbsrch()
+            if (pte & required) != required:
+                badv = self.port.csrrd("BADV")      # tlb_do_page_fault_N: SAVE_ALL, BADV
+                yield from self.do_page_fault(write, badv, access)
+                return
+            yield "llsc"
+            if mem.read(ptep) == pte:               # sc.d: fails if the PTE changed
+                mem.write(ptep, pte | set_bits)
+                break
         even = ptep & ~8
         self.port.csrwr("TLBELO0", mem.read(even))
         self.port.csrwr("TLBELO1", mem.read(even + 8))
@@ -193,8 +262,11 @@ class Cpu:
         badv = self.port.csrrd("BADV")
         yield from self.do_page_fault(0, badv, access)
 
-    # ---- do_page_fault and the mm fault path ------------------------------------------------
+    # ---- do_page_fault ------------------------------------------------------------------------
     def do_page_fault(self, write: int, address: int, access: str):
+        """arch/loongarch/mm/fault.c: interrupts on, the VMA and permission checks, then
+        handle_mm_fault, again with FAULT_FLAG_TRIED while it returns VM_FAULT_RETRY."""
+        self.irqs_off = False
         mm = self.mm
         vma = mm.find_vma(address)
         if vma is None:
@@ -207,148 +279,62 @@ class Cpu:
                 raise SegmentationFault(address)
         elif not vma.flags & VM_READ:
             raise SegmentationFault(address)
-        self._lost = False
-        yield from self.handle_mm_fault(vma, address, write)
-        if self._lost:
-            # the report's loser_entry_valid_after_fault: a probe, no side effects
+        self.fault_role = None
+        tried = False
+        while True:
+            yield "fault"
+            ret = yield from self.handle_mm_fault(vma, address, write, tried)
+            if not ret & RETRY:
+                break
+            tried = True
+        role, self.fault_role = self.fault_role, None
+        if role is not None and self.kernel.counting:
+            # the report's *_entry_valid_after_fault: a probe, no side effects
             probe = self.port.probe(address, access)
-            self.kernel.loser_valid[self.index] = probe["exc"] == "NONE"
+            self.kernel.valid_after[role][self.index] = probe["exc"] == "NONE"
+        self.irqs_off = True                        # the return path, up to ertn
 
-    def handle_mm_fault(self, vma: Vma, address: int, write: int):
-        ptep = self.kernel.pt.alloc_tables(self.mm.pgd, address)   # pmd_alloc, pte_alloc
-        yield from self.handle_pte_fault(vma, address, ptep, write)
-
-    def handle_pte_fault(self, vma: Vma, address: int, ptep: int, write: int):
-        mem = self.kernel.mem
-        orig = mem.read(ptep)                   # read without the lock
-        if pte_none(orig):
-            yield from self.do_anonymous_page(vma, address, ptep, write)
-            return
-        yield from self.lock()
-        if mem.read(ptep) != orig:              # !pte_same: another CPU changed it
-            self._lose()
-            self.update_mmu_tlb(vma, address, ptep)
-            self.unlock()
-            return
-        entry = orig
-        if write:
-            if not pte_write(entry):
-                yield from self.do_wp_page(vma, address, ptep, orig)   # releases the lock
-                return
-            entry = pte_mkdirty(entry)
-        entry = pte_mkyoung(entry)
-        if self.ptep_set_access_flags(vma, address, ptep, entry):
-            self.update_mmu_cache(vma, address, ptep)
-        elif write:
-            self.flush_tlb_fix_spurious_fault(vma, address)
-        self.unlock()
-
-    def do_anonymous_page(self, vma: Vma, address: int, ptep: int, write: int):
-        k = self.kernel
-        if not write:
-            entry = pte_mkspecial(pfn_pte(k.zero_pfn, vma.page_prot))
-            yield from self.lock()
-            try:
-                if not pte_none(k.mem.read(ptep)):
-                    self._lose()
-                    self.update_mmu_tlb(vma, address, ptep)
-                    return
-                self._install(ptep, entry)
-                self.update_mmu_cache(vma, address, ptep)
-            finally:
-                self.unlock()
-            return
-        pfn = k.mem.alloc_page(f"anon {address:#x} by cpu {self.index}")
-        entry = pfn_pte(pfn, vma.page_prot)
-        if vma.flags & VM_WRITE:
-            entry = pte_mkwrite(pte_mkdirty(entry))
-        yield from self.lock()
-        try:
-            if not pte_none(k.mem.read(ptep)):
-                self._lose()
-                if k.variant == "pre-series":
-                    self.update_mmu_cache(vma, address, ptep)   # the accidental v6.0 call
-                else:
-                    self.update_mmu_tlb(vma, address, ptep)
-                k.mem.put_page(pfn)                             # release the new page
-                return
-            k.mem.mapcount[pfn] += 1
-            self._install(ptep, entry)
-            self.update_mmu_cache(vma, address, ptep)
-        finally:
-            self.unlock()
-
-    def do_wp_page(self, vma: Vma, address: int, ptep: int, orig: int):
-        """Called with the lock held, returns with it released. An anonymous page mapped
-        once is reused; a shared one is copied (wp_page_copy) with the lock dropped."""
-        mem = self.kernel.mem
-        pfn = pte_pfn(orig)
-        if pfn != self.kernel.zero_pfn and mem.mapcount[pfn] == 1:
-            entry = pte_mkwrite(pte_mkdirty(pte_mkyoung(orig)))      # wp_page_reuse
-            if self.ptep_set_access_flags(vma, address, ptep, entry):
-                self.update_mmu_cache(vma, address, ptep)
-            self.unlock()
-            return
-        mem.get_page(pfn)
-        self.unlock()
-        yield from self.wp_page_copy(vma, address, ptep, orig)
-        mem.put_page(pfn)
-
-    def wp_page_copy(self, vma: Vma, address: int, ptep: int, orig: int):
-        k = self.kernel
-        old = pte_pfn(orig)
-        new = k.mem.alloc_page(f"copy of {old:#x} by cpu {self.index}")
-        yield from self.lock()
-        try:
-            if k.mem.read(ptep) != orig:
-                self._lose()
-                self.update_mmu_tlb(vma, address, ptep)
-                k.mem.put_page(new)
-                return
-            entry = pte_mkwrite(pte_mkdirty(pfn_pte(new, vma.page_prot)))
-            self.ptep_clear_flush(vma, address, ptep)
-            k.mem.mapcount[new] += 1
-            self._install(ptep, entry)
-            self.update_mmu_cache(vma, address, ptep)
-            k.mem.mapcount[old] -= 1
-            k.mem.put_page(old)
-        finally:
-            self.unlock()
-
-    def _install(self, ptep: int, entry: int) -> None:
-        """set_pte_at by the CPU that wins the race."""
-        self.kernel.mem.write(ptep, entry)
-        if self.kernel.counting:
-            self.kernel.roles.setdefault(self.index, "winner")
-
-    def _lose(self) -> None:
-        self._lost = True
-        if self.kernel.counting:
-            self.kernel.roles.setdefault(self.index, "loser")
-
-    # ---- locks ------------------------------------------------------------------------------
-    def lock(self):
+    # ---- locks --------------------------------------------------------------------------------
+    def lock(self, key: tuple):
+        """spin_lock / lock_page: a scheduling point, then wait while another CPU holds it."""
+        self.waiting = ("lock", key)
         yield "lock"
-        mm = self.mm
-        assert mm.ptl_holder is None, "the page-table lock is held across a yield"
-        mm.ptl_holder = self.index
+        self.waiting = None
+        assert key not in self.kernel.locks, f"cpu {self.index} took {key} while it was held"
+        self.kernel.locks[key] = self.index
 
-    def unlock(self) -> None:
-        assert self.mm.ptl_holder == self.index
-        self.mm.ptl_holder = None
+    def trylock(self, key: tuple):
+        """trylock_page / folio_trylock: a scheduling point; True when the lock was free."""
+        yield "lock"
+        if key in self.kernel.locks:
+            return False
+        self.kernel.locks[key] = self.index
+        return True
+
+    def unlock(self, key: tuple) -> None:
+        assert self.kernel.locks.get(key) == self.index, f"cpu {self.index} unlocks {key}"
+        del self.kernel.locks[key]
+
+    def ptl(self) -> tuple:
+        return ("ptl", self.mm.name)
 
     # ---- TLB maintenance ----------------------------------------------------------------------
-    def update_mmu_cache(self, vma: Vma, address: int, ptep: int) -> None:
-        self.__update_tlb(vma, address, ptep)
+    def update_mmu_cache(self, function: str, vma: Vma, address: int, ptep: int):
+        self.kernel.site(f"{function}:update_mmu_cache")
+        yield from self.__update_tlb(vma, address, ptep)
 
-    def update_mmu_tlb(self, vma: Vma, address: int, ptep: int) -> None:
+    def update_mmu_tlb(self, function: str, vma: Vma, address: int, ptep: int):
         """Empty on LoongArch until "update local TLB if PTE entry exists" (full-series)."""
+        self.kernel.site(f"{function}:update_mmu_tlb")
         if self.kernel.variant == "full-series":
-            self.update_mmu_cache(vma, address, ptep)
+            yield from self.__update_tlb(vma, address, ptep)
 
-    def __update_tlb(self, vma: Vma, address: int, ptep: int) -> None:
+    def __update_tlb(self, vma: Vma, address: int, ptep: int):
+        """arch/loongarch/mm/tlb.c: with interrupts off, TLBSRCH for the pair, then TLBWR
+        at the Index found or, when it missed, TLBFILL (TLBIDX.NE is still 1 then: D4)."""
         if vma not in self.mm.vmas:
             return                              # current->active_mm != vma->vm_mm
+        yield "pte"
         p, mem = self.port, self.kernel.mem
         ptep &= ~8                              # the even PTE of the pair
         p.csrwr("TLBEHI", address & ~(2 * PAGE_SIZE - 1))
@@ -362,29 +348,17 @@ class Cpu:
         else:
             p.tlbwr()
 
-    def ptep_set_access_flags(self, vma: Vma, address: int, ptep: int, entry: int) -> bool:
-        """The generic one: write the PTE if it changed, then flush_tlb_fix_spurious_fault."""
-        mem = self.kernel.mem
-        changed = mem.read(ptep) != entry
-        if changed:
-            mem.write(ptep, entry)
-            self.flush_tlb_fix_spurious_fault(vma, address)
-        return changed
-
-    def flush_tlb_fix_spurious_fault(self, vma: Vma, address: int) -> None:
-        self.flush_tlb_page(vma, address)       # the generic definition
-
-    def ptep_clear_flush(self, vma: Vma, address: int, ptep: int) -> None:
-        pte = self.kernel.mem.read(ptep)
-        self.kernel.mem.write(ptep, 0)
-        if pte_present(pte):
-            self.flush_tlb_page(vma, address)
-
-    def flush_tlb_page(self, vma: Vma, page: int) -> None:
+    def flush_tlb_page(self, vma: Vma, page: int):
         """K3: with more than one user, INVTLB op 5 on every CPU of the mm (IPIs, waited
         for; the caller included), else locally and the other CPUs' ASIDs dropped."""
         mm = self.mm
+        yield "pte"
         if mm.users != 1:
+            others = tuple(c for c in sorted(mm.cpumask) if c != self.index)
+            self.waiting = ("ipi", others)
+            while self.blocked():
+                yield "ipi"
+            self.waiting = None
             for cpu in sorted(mm.cpumask):
                 self.kernel.cpus[cpu].local_flush_tlb_page(mm, page)
         else:
@@ -399,4 +373,3 @@ class Cpu:
             self.port.invtlb(5, asids.asid(mm, self.index), page & ~(2 * PAGE_SIZE - 1))
         else:
             mm.cpumask.discard(self.index)
-

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from .pte import PAGE_SHIFT, PGDIR_SHIFT, PMD_SHIFT, PTRS_PER_TABLE
 
-VM_READ, VM_WRITE, VM_EXEC = 1, 2, 4
+VM_READ, VM_WRITE, VM_EXEC, VM_SHARED = 1, 2, 4, 8
 
 
 class PhysMem:
@@ -22,20 +22,39 @@ class PhysMem:
         self.refcount: dict[int, int] = {}
         self.mapcount: dict[int, int] = {}
         self.content: dict[int, str] = {}
+        #: the frames that are anonymous pages (PageAnon)
+        self.anon: set[int] = set()
+        #: an order-independent digest of ``words``, kept up to date by write()
+        self.digest = 0
+        #: page-table pages whose every word not yet written reads as the value given
+        self.fills: dict[int, int] = {}
 
     def read(self, pa: int) -> int:
-        return self.words.get(pa, 0)
+        value = self.words.get(pa)
+        return self.fills.get(pa >> PAGE_SHIFT, 0) if value is None else value
 
     def write(self, pa: int, value: int) -> None:
-        self.words[pa] = value & ((1 << 64) - 1)
+        value &= (1 << 64) - 1
+        if pa in self.words:
+            self.digest ^= hash((pa, self.words[pa]))
+        self.digest ^= hash((pa, value))
+        self.words[pa] = value
 
-    def alloc_page(self, content: str = "zero") -> int:
+    def alloc_page(self, content: str = "zero", anon: bool = False) -> int:
         pfn = self.next_pfn
         self.next_pfn += 1
         self.refcount[pfn] = 1
         self.mapcount[pfn] = 0
         self.content[pfn] = content
+        if anon:
+            self.anon.add(pfn)
         return pfn
+
+    def state_key(self) -> tuple:
+        """What a later step can observe of memory (for the exhaustive search's cache)."""
+        return (self.digest, tuple(sorted(self.fills.items())), self.next_pfn,
+                tuple(sorted(self.refcount.items())),
+                tuple(sorted(self.mapcount.items())))
 
     def get_page(self, pfn: int) -> None:
         self.refcount[pfn] += 1
@@ -46,20 +65,55 @@ class PhysMem:
 
     def fill_table(self, pfn: int, value: int) -> None:
         """Set every entry of a page-table page (a new directory pointing at a table)."""
-        base = pfn << PAGE_SHIFT
-        for i in range(PTRS_PER_TABLE):
-            self.words[base + 8 * i] = value
+        self.fills[pfn] = value
 
 
 @dataclass
+class CachedPage:
+    """A page of a file in the page cache: its frame, and whether its data has been read."""
+
+    pfn: int
+    uptodate: bool = False
+
+
+@dataclass
+class File:
+    """A file of ``pages`` pages and its page cache (page index -> CachedPage).
+
+    The filesystem provides ->map_pages (filemap_map_pages, so read faults go through
+    fault-around), ->fault (filemap_fault) and ->page_mkwrite (a disk filesystem's, like
+    ext4's: it locks the page and returns VM_FAULT_LOCKED), so a shared writable mapping is
+    write-notified: its pages are mapped read-only first (decisions.md K7)."""
+
+    name: str
+    pages: int
+    cache: dict[int, CachedPage] = field(default_factory=dict)
+
+    def state_key(self) -> tuple:
+        return tuple(sorted((i, p.pfn, p.uptodate) for i, p in self.cache.items()))
+
+
+@dataclass(eq=False)
 class Vma:
     start: int
     end: int
     flags: int
     page_prot: int
+    #: a file mapping: the file, and the file page at ``start``
+    file: File | None = None
+    pgoff: int = 0
 
     def contains(self, address: int) -> bool:
         return self.start <= address < self.end
+
+    def pgoff_of(self, address: int) -> int:
+        return self.pgoff + ((address - self.start) >> PAGE_SHIFT)
+
+    def address_of(self, pgoff: int) -> int:
+        return self.start + ((pgoff - self.pgoff) << PAGE_SHIFT)
+
+    def key(self) -> tuple:
+        return ("vma", self.start)
 
 
 @dataclass
@@ -72,7 +126,6 @@ class Mm:
     users: int = 1
     cpumask: set[int] = field(default_factory=set)
     context: dict[int, int] = field(default_factory=dict)   # cpu -> version | asid
-    ptl_holder: int | None = None              # the split PTE lock, one for the model
 
     def find_vma(self, address: int) -> Vma | None:
         for vma in self.vmas:
