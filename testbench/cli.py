@@ -210,12 +210,8 @@ def _race_matrix(args, geoms) -> int:
     if sys.stderr.isatty():
         print("\r\x1b[K", end="", file=sys.stderr, flush=True)
     elapsed = time.perf_counter() - start
-    if args.json:
-        print(json.dumps(reports, indent=2))
-        print(f"race --matrix: {elapsed:.2f} s", file=sys.stderr)
-    else:
-        print("\n\n".join(tables))
-        print(f"\n{elapsed:.2f} s")
+    print(json.dumps(reports, indent=2) if args.json else "\n\n".join(tables))
+    print(f"race --matrix: {elapsed:.2f} s", file=sys.stderr)
     return 1 if any(r["violations"] or r["mismatches"] for r in reports) else 0
 
 

@@ -99,6 +99,7 @@ class RunResult:
     roles: dict[int, str]
     valid_after: dict[str, dict[int, bool]]
     sites: Counter
+    events: Counter
     violation: str | None = None
     mismatch: str | None = None
 
@@ -118,6 +119,7 @@ class Summary:
     roles: list[set] = None
     valid: dict[str, set] = None
     sites: Counter = field(default_factory=Counter)
+    events: Counter = field(default_factory=Counter)
     total_max: int = 0
     violations: list[str] = field(default_factory=list)
     violation_count: int = 0
@@ -143,6 +145,7 @@ class Summary:
         for role, by_cpu in r.valid_after.items():
             s.valid[role].update(by_cpu.values())
         s.sites.update(r.sites)
+        s.events.update(r.events)
         s.total_max = r.total
         for text, kind in ((r.violation, "violation"), (r.mismatch, "mismatch")):
             if text:
@@ -160,6 +163,7 @@ class Summary:
         for role in self.valid:
             self.valid[role] |= other.valid[role]
         self.sites.update(other.sites)
+        self.events.update(other.events)
         self.total_max = max(self.total_max, other.total_max)
         self.violations = (self.violations + other.violations)[:3]
         self.mismatches = (self.mismatches + other.mismatches)[:3]
@@ -301,7 +305,7 @@ class Race:
         k = system.kernel
         return RunResult([c.exceptions for c in k.cpus], [c.tlb_ops for c in k.cpus],
                          dict(k.roles), {r: dict(v) for r, v in k.valid_after.items()},
-                         Counter(k.sites), violation, mismatch)
+                         Counter(k.sites), Counter(k.events), violation, mismatch)
 
     def _run(self, variant: str, choose, recorder=None, vcd=None) -> RunResult:
         """Run one schedule; ``choose(system)`` advances the system to its end."""
@@ -453,6 +457,7 @@ def summarize(race: Race, variant: str, schedule: str, s: Summary) -> dict:
         "loser_entry_valid_after_fault": _valid(s.valid["loser"]),
         "winner_entry_valid_after_fault": _valid(s.valid["winner"]),
         "sites": dict(sorted(s.sites.items())),
+        "events": dict(sorted(s.events.items())),
         "tlbfill_ne": race.geom.tlbfill_ne,
         "mismatches": s.mismatch_count,
         "exceptions_total": total,

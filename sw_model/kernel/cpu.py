@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .memory import NOPAGE, RETRY, FaultPaths
+from .memory import RETRY, FaultPaths
 from .mm import VM_EXEC, VM_READ, VM_WRITE, AsidAllocator, File, Mm, PageTables, PhysMem, Vma
 from .pte import DIRTY, MODIFIED, PAGE_SHIFT, PAGE_SIZE, PRESENT, PS_DEFAULT_SIZE, VALID, WRITE
 from .pte import pte_pfn, pte_present
@@ -46,7 +46,7 @@ LIVELOCK_LIMIT = 8
 TLBIDX_PS_MASK = 0x3F << 24
 TLBREHI_PS_MASK = 0x3F
 
-__all__ = ["VARIANTS", "Kernel", "Cpu", "Violation", "SegmentationFault", "NOPAGE", "RETRY"]
+__all__ = ["VARIANTS", "Kernel", "Cpu", "Violation", "SegmentationFault"]
 
 
 class Violation(Exception):
@@ -84,6 +84,9 @@ class Kernel:
         self.valid_after: dict[str, dict[int, bool]] = {"winner": {}, "loser": {}}
         #: "function:update_mmu_tlb" / "function:update_mmu_cache" -> calls while counting
         self.sites: Counter = Counter()
+        #: interleaving events while counting: "sc.d failed", "VM_FAULT_RETRY",
+        #: "IPI waited" (an IPI's sender waited for the target's interrupts)
+        self.events: Counter = Counter()
 
     def new_mm(self, name: str) -> Mm:
         return Mm(name, self.pt.new_pgd())
@@ -92,13 +95,17 @@ class Kernel:
         if self.counting:
             self.sites[name] += 1
 
+    def event(self, name: str) -> None:
+        if self.counting:
+            self.events[name] += 1
+
     def state_key(self) -> tuple:
         """Everything of the kernel a later step can observe or the report shows, for the
         exhaustive search's cache of explored states (the TLBs are the backend's)."""
         return (self.mem.state_key(), tuple(f.state_key() for f in self.files),
                 tuple(sorted(self.locks.items())), tuple(sorted(self.roles.items())),
                 tuple((r, tuple(sorted(v.items()))) for r, v in self.valid_after.items()),
-                tuple(sorted(self.sites.items())),
+                tuple(sorted(self.sites.items())), tuple(sorted(self.events.items())),
                 tuple(cpu.state_key() for cpu in self.cpus))
 
 
@@ -120,8 +127,9 @@ class Cpu(FaultPaths):
         self.fault_role: str | None = None
 
     def state_key(self) -> tuple:
-        return (self.irqs_off, self.waiting, self.fault_role, tuple(sorted(self.exceptions.items())),
-                tuple(sorted(self.tlb_ops.items())), tuple(self.completed), self.pgdl)
+        return (self.irqs_off, self.waiting, self.fault_role,
+                tuple(sorted(self.exceptions.items())), tuple(sorted(self.tlb_ops.items())),
+                tuple(self.completed), self.pgdl)
 
     def blocked(self) -> bool:
         """Whether this CPU waits for another (a lock it holds, or its interrupts to come on
@@ -177,6 +185,7 @@ class Cpu(FaultPaths):
                 try:
                     yield from self.exception(exc, access)
                 except SegmentationFault:
+                    self.irqs_off = False               # the signal is delivered
                     self.completed.append((va, access, None))
                     break
             else:
@@ -235,15 +244,17 @@ class Cpu(FaultPaths):
         ptep = self.kernel.pt.pte_address(self.pgdl, badv)
         while True:
             pte = mem.read(ptep)                     # ll.d
+            reserved = mem.line_version(ptep)
             self.port.tlbsrch()
             if (pte & required) != required:
                 badv = self.port.csrrd("BADV")      # tlb_do_page_fault_N: SAVE_ALL, BADV
                 yield from self.do_page_fault(write, badv, access)
                 return
             yield "llsc"
-            if mem.read(ptep) == pte:               # sc.d: fails if the PTE changed
+            if mem.line_version(ptep) == reserved:  # sc.d: fails after a store to the line
                 mem.write(ptep, pte | set_bits)
                 break
+            self.kernel.event("sc.d failed")
         even = ptep & ~8
         self.port.csrwr("TLBELO0", mem.read(even))
         self.port.csrwr("TLBELO1", mem.read(even + 8))
@@ -286,6 +297,7 @@ class Cpu(FaultPaths):
             ret = yield from self.handle_mm_fault(vma, address, write, tried)
             if not ret & RETRY:
                 break
+            self.kernel.event("VM_FAULT_RETRY")
             tried = True
         role, self.fault_role = self.fault_role, None
         if role is not None and self.kernel.counting:
@@ -356,6 +368,8 @@ class Cpu(FaultPaths):
         if mm.users != 1:
             others = tuple(c for c in sorted(mm.cpumask) if c != self.index)
             self.waiting = ("ipi", others)
+            if self.blocked():
+                self.kernel.event("IPI waited")
             while self.blocked():
                 yield "ipi"
             self.waiting = None

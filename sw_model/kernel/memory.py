@@ -342,10 +342,12 @@ class FaultPaths:
         drop = not vmf.tried                # fault_flag_allow_retry_first
         if index not in file.cache:
             start = max(0, index - READ_AROUND_PAGES // 2)
+            mark = start + READ_AROUND_PAGES - READ_AROUND_PAGES // 4     # async_size
             reading = []
             for i in range(start, min(file.pages, start + READ_AROUND_PAGES)):
                 if i not in file.cache:
-                    file.cache[i] = CachedPage(mem.alloc_page(f"{file.name} page {i}"))
+                    file.cache[i] = CachedPage(mem.alloc_page(f"{file.name} page {i}"),
+                                               readahead=i == mark)
                     self.kernel.locks[("page", file.cache[i].pfn)] = self.index
                     reading.append(i)
             yield "io"
@@ -440,12 +442,13 @@ class FaultPaths:
         return ret
 
     def _next_uptodate_page(self, file, start: int, end: int):
-        """The next page of [start, end] that is cached, uptodate and not locked by
-        another (folio_trylock); it returns locked by this CPU."""
+        """The next page of [start, end] that is cached, uptodate, not marked for
+        read-ahead and not locked by another (folio_trylock); it returns locked by this
+        CPU."""
         index = start
         while index <= min(end, file.pages - 1):
             cached = file.cache.get(index)
-            if cached is not None and cached.uptodate:
+            if cached is not None and cached.uptodate and not cached.readahead:
                 took = yield from self.trylock(("page", cached.pfn))
                 if took:
                     return index

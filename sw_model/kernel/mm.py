@@ -24,7 +24,9 @@ class PhysMem:
         self.content: dict[int, str] = {}
         #: the frames that are anonymous pages (PageAnon)
         self.anon: set[int] = set()
-        #: an order-independent digest of ``words``, kept up to date by write()
+        #: stores per 64-byte cache line (the granule of an ll.d reservation)
+        self.stores: dict[int, int] = {}
+        #: an order-independent digest of ``words`` and ``stores``, kept up to date by write()
         self.digest = 0
         #: page-table pages whose every word not yet written reads as the value given
         self.fills: dict[int, int] = {}
@@ -34,11 +36,21 @@ class PhysMem:
         return self.fills.get(pa >> PAGE_SHIFT, 0) if value is None else value
 
     def write(self, pa: int, value: int) -> None:
+        """A store: it also breaks every ll.d reservation on its 64-byte cache line."""
         value &= (1 << 64) - 1
         if pa in self.words:
             self.digest ^= hash((pa, self.words[pa]))
         self.digest ^= hash((pa, value))
         self.words[pa] = value
+        line = pa >> 6
+        version = self.stores.get(line, 0)
+        self.digest ^= hash(("line", line, version)) ^ hash(("line", line, version + 1))
+        self.stores[line] = version + 1
+
+    def line_version(self, pa: int) -> int:
+        """How many stores the cache line of ``pa`` has taken (an ll.d remembers it, and its
+        sc.d fails when it changed)."""
+        return self.stores.get(pa >> 6, 0)
 
     def alloc_page(self, content: str = "zero", anon: bool = False) -> int:
         pfn = self.next_pfn
@@ -74,6 +86,9 @@ class CachedPage:
 
     pfn: int
     uptodate: bool = False
+    #: PG_readahead: the mark read-ahead leaves where the next asynchronous read-ahead
+    #: starts; fault-around skips such a page
+    readahead: bool = False
 
 
 @dataclass
@@ -90,7 +105,7 @@ class File:
     cache: dict[int, CachedPage] = field(default_factory=dict)
 
     def state_key(self) -> tuple:
-        return tuple(sorted((i, p.pfn, p.uptodate) for i, p in self.cache.items()))
+        return tuple(sorted((i, p.pfn, p.uptodate, p.readahead) for i, p in self.cache.items()))
 
 
 @dataclass(eq=False)
