@@ -375,8 +375,8 @@ def test_matrix_markdown_shape():
 def test_a_store_between_ll_and_sc_retries_the_fast_handler():
     """K5: a store to the PTE's cache line between the fast handler's ll.d and its sc.d
     makes the sc.d fail; the handler goes back to the ll.d and, in v6.0's layout (K6), runs
-    TLBSRCH again. (No two-CPU race of the matrix stores there at that moment: the faulting
-    CPUs store to the PTE only while it is none, when the fast handlers fall through.)"""
+    TLBSRCH again. (In the matrix, fault-around's store to the buddy PTE does this: the
+    exhaustive file load races count "sc.d failed" events.)"""
     race = Race(GEOMS["tiny"], "anon", "load", 2, "model")
     system = race._build(PRE)
     cpu1 = system.kernel.cpus[1]
