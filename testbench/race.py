@@ -113,11 +113,14 @@ class Summary:
     """What a set of schedules did: counts added up, largest counts, what was seen."""
     cpus: int
     schedules: int = 0
-    exceptions: list[Counter] = None
-    most: list[Counter] = None
-    tlb_ops: list[Counter] = None
-    roles: list[set] = None
-    valid: dict[str, set] = None
+    #: per CPU: exceptions added up, the largest count of each kind in one schedule, TLB
+    #: instructions added up, the roles seen
+    exceptions: list[Counter] = field(default_factory=list)
+    most: list[Counter] = field(default_factory=list)
+    tlb_ops: list[Counter] = field(default_factory=list)
+    roles: list[set] = field(default_factory=list)
+    #: "winner" / "loser" -> the entry probes seen when such a fault returned
+    valid: dict[str, set] = field(default_factory=lambda: {"winner": set(), "loser": set()})
     sites: Counter = field(default_factory=Counter)
     events: Counter = field(default_factory=Counter)
     total_max: int = 0
@@ -125,14 +128,14 @@ class Summary:
     violation_count: int = 0
     mismatches: list[str] = field(default_factory=list)
     mismatch_count: int = 0
+    #: the exhaustive search: distinct states expanded, prefixes replayed
+    states: int | None = None
+    runs: int = 0
 
     def __post_init__(self):
-        n = self.cpus
-        self.exceptions = self.exceptions or [Counter() for _ in range(n)]
-        self.most = self.most or [Counter() for _ in range(n)]
-        self.tlb_ops = self.tlb_ops or [Counter() for _ in range(n)]
-        self.roles = self.roles or [set() for _ in range(n)]
-        self.valid = self.valid or {"winner": set(), "loser": set()}
+        for name in ("exceptions", "most", "tlb_ops"):
+            setattr(self, name, [Counter() for _ in range(self.cpus)])
+        self.roles = [set() for _ in range(self.cpus)]
 
     @classmethod
     def of(cls, cpus: int, r: RunResult) -> Summary:
@@ -412,8 +415,7 @@ class Race:
             summary = explore([])
         finally:
             sys.setrecursionlimit(limit)
-        summary.states = len(memo)
-        summary.runs = stats["runs"]
+        summary.states, summary.runs = len(memo), stats["runs"]
         return summary
 
 
@@ -467,7 +469,7 @@ def summarize(race: Race, variant: str, schedule: str, s: Summary) -> dict:
         "violation_count": s.violation_count,
         "mismatch_details": s.mismatches[:1],
     }
-    if hasattr(s, "states"):
+    if s.states is not None:
         report["states"] = s.states
     return report
 
