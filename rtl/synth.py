@@ -213,9 +213,11 @@ def _run(tool: str, args: list[str], cwd: Path, log: str) -> None:
         proc = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, stdout=out,
                               stderr=subprocess.STDOUT)
     if proc.returncode != 0:
-        text = (cwd / log).read_text(errors="replace").splitlines()
+        text = [line.strip() for line in
+                (cwd / log).read_text(errors="replace").splitlines() if line.strip()]
         errors = [line for line in text if "ERROR" in line] or text[-1:]
-        raise SynthError(f"{tool} failed: {errors[0].strip() if errors else 'no output'}")
+        reason = errors[0][:200] if errors else "no output"
+        raise SynthError(f"{tool} failed (exit status {proc.returncode}): {reason}")
 
 
 class SynthError(Exception):

@@ -7,12 +7,13 @@ and the RTL read the same numbers.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from .errors import InputError
+from .errors import InputError, decode_utf8, show_value
 
 __all__ = ["Geometry", "Slot", "load_geometry", "geometry_from_dict"]
 
@@ -190,13 +191,16 @@ class _Checker:
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(key, f"expected an integer, got {_show(value)}")
         if not lo <= value <= hi:
-            self.fail(key, f"{value} is out of range {lo}..{hi}")
+            self.fail(key, f"{_show(value)} is out of range {lo}..{hi}")
         return value
 
 
 def _show(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return show_value(value)
+
+
+#: a geometry's name names files (the Verilator build cache): a plain file name, no path
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 
 
 def geometry_from_dict(data, source: str = "<dict>") -> Geometry:
@@ -204,8 +208,9 @@ def geometry_from_dict(data, source: str = "<dict>") -> Geometry:
     c = _Checker(source)
     c.keys(data, "<top>", _TOP_KEYS, _REQUIRED)
     name = data["name"]
-    if not isinstance(name, str) or not name:
-        c.fail("name", f"expected a non-empty string, got {_show(name)}")
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        c.fail("name", f"{_show(name)}: expected 1 to 64 letters, digits, '_', '.' or '-', "
+               "not starting with '.' or '-'")
     grlen = data.get("grlen", 64)
     if isinstance(grlen, bool) or grlen not in (32, 64):
         c.fail("grlen", f"must be 32 or 64, got {_show(grlen)}")
@@ -266,21 +271,95 @@ def geometry_from_dict(data, source: str = "<dict>") -> Geometry:
                     tlbfill_ne=tlbfill_ne, source=source)
 
 
+#: a geometry file is a few hundred bytes; anything larger is not one
+MAX_GEOMETRY_BYTES = 64 * 1024
+#: nesting deeper than this is not a geometry (its deepest is 2)
+MAX_YAML_DEPTH = 16
+
+
+class _Refused(Exception):
+    """What the strict YAML loader refuses, with the line it found it on."""
+
+    def __init__(self, message: str, mark):
+        super().__init__(message)
+        self.line = mark.line + 1 if mark is not None else None
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without anchors and aliases (a geometry has no use for them,
+    and an alias bomb of a few hundred bytes expands to gigabytes), without duplicate
+    keys at any level, and with bounded nesting."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise _Refused("anchors and aliases (& and *) are not allowed in a geometry file",
+                           event.start_mark)
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise _Refused(f"nested more than {MAX_YAML_DEPTH} levels deep",
+                               event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                raise _Refused("a key that is a list or mapping", key_node.start_mark) \
+                    from None
+            if duplicate:
+                raise _Refused(f"key {_show(key)} appears twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _bounded_int(loader, node):
+    """YAML integers of at most 40 characters (Python refuses to convert numbers of more
+    than 4300 digits, and a geometry's largest value has 5)."""
+    text = loader.construct_scalar(node)
+    if len(text) > 40:
+        raise _Refused(f"a number of {len(text)} characters: at most 40", node.start_mark)
+    return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _bounded_int)
+
+
+def read_input(path: Path, limit: int, what: str) -> bytes:
+    """At most ``limit`` bytes of a file, or bad input saying why not (missing, a
+    directory, unreadable, larger than ``limit``)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not {what}") from None
+    except OSError as err:
+        raise InputError(f"{path}: cannot read: {err.strerror or err}") from None
+    if len(data) > limit:
+        raise InputError(f"{path}: larger than {limit // 1024} KiB: not {what}")
+    return data
+
+
 def load_geometry(path) -> Geometry:
     """Read and validate a geometry YAML file."""
     path = Path(path)
+    text = decode_utf8(read_input(path, MAX_GEOMETRY_BYTES, "a geometry file"), str(path))
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: cannot read: {getattr(err, 'strerror', None) or err}") \
-            from None
-    try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)      # noqa: S506 (safe: SafeLoader)
+    except _Refused as err:
+        where = f":{err.line}" if err.line else ""
+        raise InputError(f"{path}{where}: {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
+        where = f":{mark.line + 1}" if mark else ""
         problem = getattr(err, "problem", None) or "malformed YAML"
-        raise InputError(f"{path}: {where}malformed YAML: {problem}") from None
+        raise InputError(f"{path}{where}: malformed YAML: {problem}") from None
     return geometry_from_dict(data, source=str(path))

@@ -29,6 +29,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _writable_target(path: str, what: str) -> str:
     """Fail early (before a long run) when an output path cannot be written."""
+    if not path:
+        raise InputError(f"the {what} path is empty")
     p = Path(path)
     if p.is_dir():
         raise InputError(f"{path}: {what} path is a directory")
@@ -51,7 +53,7 @@ def cmd_replay(args) -> int:
     from .trace import load_trace
 
     geom = load_geometry(args.config)
-    if args.vcd:
+    if args.vcd is not None:
         _writable_target(args.vcd, "waveform")
     result = None
     exe = None
@@ -146,7 +148,7 @@ def cmd_race(args) -> int:
     if args.schedule == "exhaustive" and (args.trace or args.vcd):
         raise InputError("--trace and --vcd record one schedule: not with --schedule exhaustive")
     for path, what in ((args.trace, "trace"), (args.vcd, "waveform")):
-        if path:
+        if path is not None:
             _writable_target(path, what)             # the path as given, then per variant
             for v in variants:
                 _writable_target(_variant_path(path, v, several), what)
@@ -224,9 +226,9 @@ def cmd_fuzz(args) -> int:
         raise InputError(f"--ops {args.ops}: must be at least 1")
     if not 1 <= args.cpus <= 8:
         raise InputError(f"--cpus {args.cpus}: must be 1 to 8")
-    fail_path = args.out or f"fuzz-{geom.name}-{args.seed}.jsonl"
+    fail_path = f"fuzz-{geom.name}-{args.seed}.jsonl" if args.out is None else args.out
     _writable_target(fail_path, "failure trace")
-    if args.vcd:
+    if args.vcd is not None:
         _writable_target(args.vcd, "waveform")
     start = time.perf_counter()
     result = fuzz(geom, args.ops, args.seed, args.cpus, args.backend, progress=progress_bar,

@@ -232,7 +232,7 @@ static bool parse_line(LineParser& lp, Op& op, std::vector<Expect>& expects, int
         int depth = 0;
         for (; lp.p < lp.end; lp.p++) {
           if (*lp.p == '"') { const char* s; size_t l; if (!lp.string(&s, &l)) return false; lp.p--; }
-          else if (*lp.p == '{') depth++;
+          else if (*lp.p == '{') { if (++depth > 16) return false; }   // trace.MAX_DEPTH
           else if (*lp.p == '}' && --depth == 0) { lp.p++; break; }
           else if (*lp.p == '[') return false;
         }
@@ -333,6 +333,8 @@ static int replay(const char* path) {
     const char* eol = static_cast<const char*>(memchr(p, '\n', end - p));
     if (!eol) eol = end;
     const char* stop = eol;
+    // a line longer than trace.MAX_LINE_BYTES: Python reports it
+    if (eol - p + 1 > 65536) { printf("fallback %u\n", line); return 0; }
     if (stop > p && stop[-1] == '\r') stop--;
     LineParser lp{p, stop};
     // A character Python's splitlines() or strip() would treat otherwise (a control other

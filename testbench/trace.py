@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sw_model.csr import ACCESSES, CSR_NAMES, EXC_NAMES
-from sw_model.errors import InputError
+from sw_model.errors import InputError, decode_utf8, show_value
 from sw_model.geometry import Geometry
 
 __all__ = ["Op", "OPS", "EXPECT_KEYS", "OUTPUT_CSRS", "parse_trace", "load_trace", "format_op",
@@ -57,23 +57,26 @@ class Op:
     line: int = 0
 
 
-def _number(value, where: str, bits: int, what: str) -> int:
+def _number(value, where: str, bits: int | None, what: str) -> int:
+    """A number field: a JSON integer or a "0x..." string, non-negative, in ``bits`` bits
+    (None: any size, the caller checks the range)."""
     if isinstance(value, bool):
-        raise InputError(f"{where}: {what}: expected a number, got {json.dumps(value)}")
+        raise InputError(f"{where}: {what}: expected a number, got {show_value(value)}")
     if isinstance(value, str):
         try:
-            if not value.lower().startswith("0x"):
+            if not value.lower().startswith("0x") or len(value) > MAX_DIGITS:
                 raise ValueError
             value = int(value, 16)
         except ValueError:
-            raise InputError(f"{where}: {what}: {json.dumps(value)} is not a number "
-                             f"(use a JSON integer or a \"0x...\" string)") from None
+            raise InputError(f"{where}: {what}: {show_value(value)} is not a number "
+                             "(use a JSON integer or a \"0x...\" string)") from None
     if not isinstance(value, int):
-        raise InputError(f"{where}: {what}: expected a number, got {json.dumps(value)}")
+        raise InputError(f"{where}: {what}: expected a number, got {show_value(value)}")
     if value < 0:
-        raise InputError(f"{where}: {what}: {value} is negative")
-    if value >> bits:
-        raise InputError(f"{where}: {what}: 0x{value:x} does not fit in {bits} bits")
+        raise InputError(f"{where}: {what}: {show_value(value)} is negative")
+    if bits is not None and value >> bits:
+        shown = f"0x{value:x}" if value.bit_length() <= 128 else show_value(value)
+        raise InputError(f"{where}: {what}: {shown} does not fit in {bits} bits")
     return value
 
 
@@ -83,18 +86,18 @@ def _parse_expect(kind: str, expect, where: str, geom: Geometry):
     if kind not in EXPECT_KEYS:
         raise InputError(f"{where}: expect: {kind} has no results to expect")
     if not isinstance(expect, dict):
-        raise InputError(f"{where}: expect: expected an object, got {json.dumps(expect)}")
+        raise InputError(f"{where}: expect: expected an object, got {show_value(expect)}")
     out = {}
     for key, value in expect.items():
         if key not in EXPECT_KEYS[kind]:
-            raise InputError(f"{where}: expect: unknown key {json.dumps(key)} for {kind}")
+            raise InputError(f"{where}: expect: unknown key {show_value(key)} for {kind}")
         if key in _BOOL_KEYS:
             if not isinstance(value, bool):
                 raise InputError(f"{where}: expect.{key}: expected true or false, "
-                                 f"got {json.dumps(value)}")
+                                 f"got {show_value(value)}")
         elif key == "exc":
             if value not in EXC_NAMES:
-                raise InputError(f"{where}: expect.exc: unknown exception {json.dumps(value)} "
+                raise InputError(f"{where}: expect.exc: unknown exception {show_value(value)} "
                                  f"(one of {' '.join(EXC_NAMES)})")
         else:
             value = _number(value, where, geom.grlen, f"expect.{key}")
@@ -105,24 +108,24 @@ def _parse_expect(kind: str, expect, where: str, geom: Geometry):
 def parse_line(obj, where: str, geom: Geometry, line: int = 0) -> Op:
     """Validate one decoded trace line."""
     if not isinstance(obj, dict):
-        raise InputError(f"{where}: expected a JSON object, got {json.dumps(obj)[:40]}")
+        raise InputError(f"{where}: expected a JSON object, got {show_value(obj)}")
     kind = obj.get("op")
     if kind is None:
         raise InputError(f"{where}: missing field \"op\"")
     if not isinstance(kind, str) or kind not in OPS:
-        raise InputError(f"{where}: unknown op {json.dumps(kind)} "
+        raise InputError(f"{where}: unknown op {show_value(kind)} "
                          f"(one of {' '.join(OPS)})")
     allowed = {"op", "cpu", "expect", *OPS[kind]} | ({"port"} if kind == "translate" else set())
     for key in obj:
         if key not in allowed:
-            raise InputError(f"{where}: {kind}: unknown field {json.dumps(key)}")
+            raise InputError(f"{where}: {kind}: unknown field {show_value(key)}")
     for key in OPS[kind]:
         if key not in obj:
             raise InputError(f"{where}: {kind}: missing field \"{key}\"")
     args = {}
     if "csr" in obj:
         if obj["csr"] not in CSR_NAMES:
-            raise InputError(f"{where}: {kind}: unknown CSR {json.dumps(obj['csr'])}")
+            raise InputError(f"{where}: {kind}: unknown CSR {show_value(obj['csr'])}")
         args["csr"] = obj["csr"]
     for key, bits in (("value", geom.grlen), ("va", geom.grlen), ("asid", 10), ("inv_op", 5)):
         if key in obj:
@@ -130,50 +133,151 @@ def parse_line(obj, where: str, geom: Geometry, line: int = 0) -> Op:
     if kind == "translate":
         if obj["access"] not in ACCESSES:
             raise InputError(f"{where}: translate: access must be load, store or fetch, "
-                             f"got {json.dumps(obj['access'])}")
+                             f"got {show_value(obj['access'])}")
         args["access"] = obj["access"]
         port = _number(obj.get("port", 0), where, 16, "port")
         if port >= geom.lookup_ports:
             raise InputError(f"{where}: translate: port {port} does not exist "
                              f"({geom.lookup_ports} lookup ports)")
         args["port"] = port
-    cpu = _number(obj.get("cpu", 0), where, 16, "cpu")
+    cpu = _number(obj.get("cpu", 0), where, None, "cpu")
     if cpu >= MAX_CPUS:
-        raise InputError(f"{where}: cpu: {cpu} is more than this tool runs (at most "
-                         f"{MAX_CPUS} CPUs)")
+        raise InputError(f"{where}: cpu: {show_value(cpu)} is more than this tool runs (at "
+                         f"most {MAX_CPUS} CPUs, 0 to {MAX_CPUS - 1})")
     expect = None
     if "expect" in obj:
         expect = _parse_expect(kind, obj["expect"], where, geom)
     return Op(kind, args, cpu, expect, line)
 
 
-def parse_trace(text: str, source: str, geom: Geometry) -> list[Op]:
+#: the longest trace line taken (a line the tools write is under 400 bytes)
+MAX_LINE_BYTES = 64 * 1024
+#: the deepest nesting of arrays and objects in a line (a valid line has 2)
+MAX_DEPTH = 16
+#: the most digits of a JSON integer (a 64-bit value has 20)
+MAX_DIGITS = 40
+#: the most ops of one trace (about 3 GB of memory)
+MAX_OPS = 10_000_000
+
+
+def _depth(text: str) -> int:
+    """The deepest nesting of [ and { in a JSON text, outside strings."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _refuse_duplicates(where: str):
+    def hook(pairs):
+        obj = {}
+        for key, value in pairs:
+            if key in obj:
+                raise InputError(f"{where}: field {show_value(key)} appears twice")
+            obj[key] = value
+        return obj
+    return hook
+
+
+def _integer(where: str):
+    def parse(digits: str) -> int:
+        if len(digits.lstrip("-")) > MAX_DIGITS:
+            raise InputError(f"{where}: a number of {len(digits)} digits: at most "
+                             f"{MAX_DIGITS} (the values fit in 64 bits)")
+        return int(digits)
+    return parse
+
+
+def _constant(where: str):
+    def refuse(name: str):
+        raise InputError(f"{where}: {name} is not a JSON number")
+    return refuse
+
+
+def decode_line(text: str, where: str):
+    """One trace line (not blank, not a comment) as JSON, with the format's bounds: no
+    duplicate field, no nesting deeper than MAX_DEPTH, no integer over MAX_DIGITS digits."""
+    if (text.count("[") + text.count("{") > MAX_DEPTH) and _depth(text) > MAX_DEPTH:
+        raise InputError(f"{where}: nested more than {MAX_DEPTH} levels deep")
+    try:
+        return json.loads(text, object_pairs_hook=_refuse_duplicates(where),
+                          parse_int=_integer(where), parse_constant=_constant(where))
+    except json.JSONDecodeError as err:
+        text = (f"{err.msg} column {err.colno}" if err.msg.endswith(" starting at")
+                else f"{err.msg} at column {err.colno}")
+        raise InputError(f"{where}: bad JSON: {text}") from None
+    except RecursionError:
+        raise InputError(f"{where}: nested too deeply") from None
+
+
+def _parse_lines(lines, source: str, geom: Geometry) -> list[Op]:
+    """``lines``: (line number, text) pairs."""
     ops = []
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in lines:
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
         where = f"{source}:{number}"
-        try:
-            obj = json.loads(stripped)
-        except json.JSONDecodeError as err:
-            raise InputError(f"{where}: bad JSON: {err.msg} at column {err.colno}") from None
-        ops.append(parse_line(obj, where, geom, number))
+        if len(ops) == MAX_OPS:
+            raise InputError(f"{where}: more than {MAX_OPS:,} ops: split the trace")
+        ops.append(parse_line(decode_line(stripped, where), where, geom, number))
     return ops
 
 
+def parse_trace(text: str, source: str, geom: Geometry) -> list[Op]:
+    return _parse_lines(enumerate(text.splitlines(), 1), source, geom)
+
+
+def _read_lines(f, source: str):
+    """A binary file's lines as text, one at a time, each at most MAX_LINE_BYTES."""
+    number = 0
+    while True:
+        raw = f.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            raise InputError(f"{source}:{number}: longer than {MAX_LINE_BYTES // 1024} KiB "
+                             "(a trace line is under 400 bytes)")
+        text = decode_utf8(raw, source, number)
+        # the lines Python's splitlines() makes of it (a trace read whole splits there too)
+        for part in text.splitlines() or [""]:
+            yield number, part
+
+
 def load_trace(path, geom: Geometry) -> list[Op]:
+    """Read a trace file as a stream: a line at a time, each line and the op count
+    bounded, so that an endless or binary file ends in bad input, not in memory."""
     path = Path(path)
     try:
-        text = path.read_text()
+        f = open(path, "rb")
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise InputError(f"{path}: is a directory, not a trace file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: cannot read: {getattr(err, 'strerror', None) or err}") \
-            from None
-    return parse_trace(text, str(path), geom)
+    except OSError as err:
+        raise InputError(f"{path}: cannot read: {err.strerror or err}") from None
+    with f:
+        try:
+            return _parse_lines(_read_lines(f, str(path)), str(path), geom)
+        except IsADirectoryError:
+            raise InputError(f"{path}: is a directory, not a trace file") from None
+        except OSError as err:
+            raise InputError(f"{path}: cannot read: {err.strerror or err}") from None
 
 
 # ---- results, expects and writing -----------------------------------------------------------

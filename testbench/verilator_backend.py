@@ -36,8 +36,8 @@ import subprocess
 from pathlib import Path
 
 from sw_model.csr import ACCESSES, CSR, CSR_NAMES, EXC_NAMES
-from sw_model.errors import InputError
-from sw_model.geometry import Geometry
+from sw_model.errors import InputError, show_value
+from sw_model.geometry import NAME_PATTERN, Geometry
 
 from .port import Backend, instruction_result, translate_result
 from .replay import ReplayResult, where
@@ -201,7 +201,8 @@ def build(geom: Geometry, progress=None) -> Path:
     fields = {k: v for k, v in vars(geom).items() if k != "source"}
     for part in (repr(sorted(fields.items())), repr(version), harness, *_SOURCES):
         digest.update(part.encode())
-    root = _cache_root() / f"{geom.name}-{digest.hexdigest()[:16]}"
+    cache = _cache_root()
+    root = _in_cache(cache, f"{geom.name}-{digest.hexdigest()[:16]}")
     exe = root / "obj_dir" / "sim"
     if exe.exists():
         return exe
@@ -211,7 +212,7 @@ def build(geom: Geometry, progress=None) -> Path:
     from amaranth.back import verilog
 
     from .verilator_top import SimTop
-    tmp = root.with_name(root.name + f".tmp{os.getpid()}")
+    tmp = _in_cache(cache, root.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     (tmp / f"{TOP}.v").write_text(verilog.convert(SimTop(geom), name=TOP, emit_src=False))
@@ -230,17 +231,29 @@ def build(geom: Geometry, progress=None) -> Path:
         raise RuntimeError(f"verilator failed for {geom.name}:\n{proc.stderr[-3000:]}")
     shutil.rmtree(root, ignore_errors=True)
     tmp.rename(root)
-    prune(root.parent, geom.name)
+    prune(cache, geom.name)
     return exe
+
+
+def _in_cache(cache: Path, name: str) -> Path:
+    """``cache / name``, checked to be an entry right inside the cache whatever ``name``
+    holds (the geometry's name is validated on loading; this makes sure of it where files
+    are written and deleted)."""
+    path = cache / name
+    if not NAME_PATTERN.fullmatch(name[:64]) or "/" in name or path.parent != cache:
+        raise InputError(f"{show_value(name)} cannot name a build in the Verilator cache")
+    return path
 
 
 def prune(cache: Path, name: str, keep: int = 3) -> None:
     """Keep the ``keep`` newest builds of geometry ``name`` in ``cache`` (each source
     version makes a new one; old ones are tens of megabytes and never used again)."""
-    builds = sorted((d for d in cache.glob(f"{name}-*")
-                     if d.is_dir() and d.name[len(name) + 1:].isalnum()),
+    builds = sorted((d for d in cache.iterdir()
+                     if d.name.startswith(f"{name}-") and d.is_dir() and not d.is_symlink()
+                     and d.name[len(name) + 1:].isalnum()),
                     key=lambda d: d.stat().st_mtime, reverse=True)
     for old in builds[keep:]:
+        assert old.parent == cache and old.resolve().parent == cache.resolve(), old
         shutil.rmtree(old, ignore_errors=True)
 
 

@@ -2,11 +2,10 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from conftest import CONFIGS, ROOT, TRACES
+from conftest import CONFIGS, TRACES
 from testbench.cli import main
 
 TINY = str(CONFIGS / "tiny.yaml")
@@ -75,52 +74,7 @@ def test_replay_reports_the_first_failing_line(capsys):
     assert "bad_expect.jsonl:3: translate: exc expected PIL, got TLBR" in err
 
 
-# ---- the bad-input corpus (tests/badinput) --------------------------------------------------
-#
-# Every case: exit status 2, one line on stderr naming the file (for file cases) and what is
-# wrong, no traceback, and no output file left behind.
-
-BAD = Path(__file__).resolve().parent / "badinput"
-
-
-def _expected_words(path):
-    first = path.read_text().splitlines()[0]
-    assert first.startswith("# expect: "), path
-    return [w.strip() for w in first[len("# expect: "):].split("|")]
-
-
-@pytest.mark.parametrize("path", sorted((BAD / "geometry").glob("*.yaml")), ids=lambda p: p.name)
-def test_bad_geometry_file(capsys, path):
-    assert_bad_input(*run(capsys, "info", path), path.name, *_expected_words(path))
-
-
-@pytest.mark.parametrize("path", sorted((BAD / "traces").glob("*.jsonl")), ids=lambda p: p.name)
-def test_bad_trace_file(capsys, path):
-    assert_bad_input(*run(capsys, "replay", TINY, path, "--backend", "model"),
-                     f"{path.name}:3", *_expected_words(path))
-
-
-def _commands():
-    for line in (BAD / "commands.txt").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            args, _, words = line.partition("||")
-            yield pytest.param(args.split(), [w.strip() for w in words.split("|")],
-                               id=args.strip())
-
-
-@pytest.mark.parametrize("args, words", list(_commands()))
-def test_bad_command_line(capsys, tmp_path, monkeypatch, args, words):
-    monkeypatch.chdir(ROOT)
-    values = {"tiny": TINY, "trace": str(TRACES / "refill.jsonl"), "tmp": str(tmp_path)}
-    argv = [a.format(**values) for a in args]
-    assert_bad_input(*run(capsys, *argv), *words)
-    assert list(tmp_path.iterdir()) == []          # nothing half-written
-
-
-def test_corpus_size():
-    count = (len(list((BAD / "geometry").glob("*.yaml"))) + len(list((BAD / "traces").glob(
-        "*.jsonl"))) + len(list(_commands())))
-    assert count >= 30
+# The bad-input corpus (tests/badinput) runs in test_badinput.py, each case as a process.
 
 
 def test_console_script_never_prints_a_traceback(tmp_path):
