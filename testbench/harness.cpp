@@ -319,8 +319,19 @@ static int replay(const char* path) {
   std::string text;
   char buf[1 << 16];
   size_t got;
-  if (!fseek(f, 0, SEEK_END)) { long size = ftell(f); if (size > 0) text.reserve(size); rewind(f); }
-  while ((got = fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, got);
+  // a trace of more than 1 GiB goes to Python's parser, which reads it a line at a time and
+  // bounds its ops (trace.MAX_OPS): this one holds the whole text
+  const size_t MAX_TEXT = size_t(1) << 30;
+  if (!fseek(f, 0, SEEK_END)) {
+    long size = ftell(f);
+    if (size > 0 && size_t(size) > MAX_TEXT) { fclose(f); printf("fallback 1\n"); return 0; }
+    if (size > 0) text.reserve(size);
+    rewind(f);
+  }
+  while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
+    text.append(buf, got);
+    if (text.size() > MAX_TEXT) { fclose(f); printf("fallback 1\n"); return 0; }
+  }
   fclose(f);
   std::vector<Op> ops;
   std::vector<Expect> expects;

@@ -152,3 +152,20 @@ def test_serial_wrapper_shifts_every_input_in():
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
+
+
+def test_a_tool_failure_says_why(tmp_path, monkeypatch):
+    """A tool that dies (here as under a memory limit, its log ending in blank lines) is
+    reported with its exit status and the last line it wrote, never an empty reason."""
+    import subprocess
+
+    import rtl.synth
+
+    def dies(args, cwd, stdout, stderr):
+        stdout.write("reading top.il\nwasm trap: out of memory\n\n\n")
+        return subprocess.CompletedProcess(args, 137)
+
+    monkeypatch.setattr(rtl.synth.subprocess, "run", dies)
+    with pytest.raises(SynthError, match=r"yosys failed \(exit status 137\): wasm trap: out "
+                                         r"of memory$"):
+        rtl.synth._run("yosys", [], tmp_path, "yosys.log")
