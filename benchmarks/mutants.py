@@ -45,49 +45,52 @@ BUGS = [
     Bug("match ignores G", "match", _HIT, "hits.append(self.e[i] & self.asid_eq[i] & "),
     Bug("match ignores ASID", "match", _HIT, "hits.append(self.e[i] & (tag.g | 1) & "),
     Bug("match ignores E", "match", _HIT, "hits.append((tag.g | self.asid_eq[i]) & "),
-    Bug("even/odd chosen by VA[12]", "unit", "{p: va[p] for p in self.geom.page_shifts}",
-        "{p: va[12] for p in self.geom.page_shifts}"),
-    Bug("STLB set index one bit high", "unit",
-        "table = {p: vpn[p - 12:p - 12 + g.set_bits] for p in g.page_shifts}",
-        "table = {p: vpn[p - 11:p - 11 + g.set_bits] for p in g.page_shifts}"),
-    Bug("page mask off by one", "unit", "if p - 12 <= lo)", "if p - 11 <= lo)"),
-    Bug("NE not inverted on TLBWR/TLBFILL", "unit",
-        "src_e.eq(istlbr | ~csr[\"TLBIDX\"].NE)", "src_e.eq(istlbr | csr[\"TLBIDX\"].NE)"),
-    Bug("TLBFILL follows NE under tlbfill_ne ignore", "unit",
+    Bug("even/odd chosen by VA[12]", "pagesize", "{p: self.va[p] for p in shifts}",
+        "{p: self.va[12] for p in shifts}"),
+    Bug("STLB set index one bit high", "pagesize",
+        "table = {p: self.vpn[p - 12:p - 12 + g.set_bits] for p in shifts}",
+        "table = {p: self.vpn[p - 11:p - 11 + g.set_bits] for p in shifts}"),
+    Bug("page mask off by one", "pagesize", "if p - 12 <= lo)", "if p - 11 <= lo)"),
+    Bug("NE not inverted on TLBWR/TLBFILL", "insn",
+        "src_e.eq(istlbr | ~csr.TLBIDX.NE)", "src_e.eq(istlbr | csr.TLBIDX.NE)"),
+    Bug("TLBFILL follows NE under tlbfill_ne ignore", "insn",
         "if g.tlbfill_ne == \"ignore\":", "if g.tlbfill_ne == \"never\":"),
-    Bug("TLBFILL ignores NE under tlbfill_ne manual", "unit",
+    Bug("TLBFILL ignores NE under tlbfill_ne manual", "insn",
         "if g.tlbfill_ne == \"ignore\":", "if True:"),
-    Bug("refill-context bank switch missing", "unit",
-        "src_vppn = Mux(istlbr, csr[\"TLBREHI\"].VPPN, csr[\"TLBEHI\"].VPPN)",
-        "src_vppn = csr[\"TLBEHI\"].VPPN"),
-    Bug("INVTLB op 5 also clears globals", "unit", "op5 = inv_op == 5", "op5 = inv_op == 7"),
-    Bug("INVTLB op 6 ignores G", "unit", "op5 = inv_op == 5", "op5 = inv_op >= 5"),
-    Bug("TLBFILL ignores free slots", "unit",
-        "dm.d.comb += slot.eq(Mux(full, policy_choice, free))",
-        "dm.d.comb += slot.eq(policy_choice)"),
-    Bug("PME raised with D = 1", "unit", "(access == Access.STORE) & ~half.d & ~dwpl_off",
+    Bug("refill-context bank switch missing", "insn",
+        "src_vppn = Mux(istlbr, csr.TLBREHI.VPPN, csr.TLBEHI.VPPN)",
+        "src_vppn = csr.TLBEHI.VPPN"),
+    Bug("INVTLB op 5 also clears globals", "insn", "op5 = inv_op == 5", "op5 = inv_op == 7"),
+    Bug("INVTLB op 6 ignores G", "insn", "op5 = inv_op == 5", "op5 = inv_op >= 5"),
+    Bug("TLBFILL ignores free slots", "replacement",
+        "m.d.comb += slot.eq(Mux(full, policy_choice, free))",
+        "m.d.comb += slot.eq(policy_choice)"),
+    Bug("PME raised with D = 1", "lookup", "(access == Access.STORE) & ~half.d & ~dwpl_off",
         "(access == Access.STORE) & half.d & ~dwpl_off"),
-    Bug("RPLV ignored", "unit", "priv_ok = Mux(rplv, plv == half.plv, plv <= half.plv)",
+    Bug("RPLV ignored", "lookup", "priv_ok = Mux(rplv, plv == half.plv, plv <= half.plv)",
         "priv_ok = plv <= half.plv"),
-    Bug("DWPL ignored", "unit", "dwpl_off = (plv <= 2) & (csr[\"MISC\"].DWPL >> plv)[0]",
+    Bug("DWPL ignored", "lookup", "dwpl_off = (plv <= 2) & (csr.MISC.DWPL >> plv)[0]",
         "dwpl_off = Const(0)"),
-    Bug("TLBRD copies G to one half only", "unit",
-        "self._elo_from_half(csr[\"TLBELO1\"], entry.lo1, entry.tag.g)",
-        "self._elo_from_half(csr[\"TLBELO1\"], entry.lo1, 0)"),
-    Bug("TLBSRCH leaves NE set on a hit", "unit",
-        "csr[\"TLBIDX\"].Index.eq(slot), csr[\"TLBIDX\"].NE.eq(0)]",
-        "csr[\"TLBIDX\"].Index.eq(slot)]"),
-    Bug("TLBR writes TLBEHI instead of TLBREHI", "unit",
-        "top.d.sync += [csr[\"TLBRBADV\"].VA.eq(va), csr[\"TLBREHI\"].VPPN.eq(vpn),",
-        "top.d.sync += [csr[\"TLBRBADV\"].VA.eq(va), csr[\"TLBEHI\"].VPPN.eq(vpn),"),
-    Bug("ESTAT.Ecode off by one", "unit", "csr[\"ESTAT\"].Ecode.eq(exc.as_value() - 1)",
-        "csr[\"ESTAT\"].Ecode.eq(exc.as_value())"),
-    Bug("LFSR with a wrong tap", "unit", "(lfsr >> 1) ^ 0xB400", "(lfsr >> 1) ^ 0xB408"),
-    Bug("TLBCLR ignores the ASID", "unit", "clear_stlb_set(cur_set, [~r.tag.g & (r.tag.asid == "
+    Bug("TLBRD copies G to one half only", "insn",
+        "_elo_from_half(g, cw.rd_elo1, entry.lo1, entry.tag.g)",
+        "_elo_from_half(g, cw.rd_elo1, entry.lo1, 0)"),
+    Bug("TLBSRCH leaves NE set on a hit", "csrfile",
+        "csr[\"TLBIDX\"].Index.eq(ins.srch_index), csr[\"TLBIDX\"].NE.eq(0)]",
+        "csr[\"TLBIDX\"].Index.eq(ins.srch_index)]"),
+    Bug("TLBR writes TLBEHI instead of TLBREHI", "csrfile",
+        "csr[\"TLBRBADV\"].VA.eq(req.va), csr[\"TLBREHI\"].VPPN.eq(vpn),",
+        "csr[\"TLBRBADV\"].VA.eq(req.va), csr[\"TLBEHI\"].VPPN.eq(vpn),"),
+    Bug("ESTAT.Ecode off by one", "csrfile", "csr[\"ESTAT\"].Ecode.eq(req.exc.as_value() - 1)",
+        "csr[\"ESTAT\"].Ecode.eq(req.exc.as_value())"),
+    Bug("LFSR with a wrong tap", "replacement", "(lfsr >> 1) ^ 0xB400", "(lfsr >> 1) ^ 0xB408"),
+    Bug("TLBCLR ignores the ASID", "insn", "clear_stlb_set(cur_set, [~r.tag.g & (r.tag.asid == "
         "cur_asid)", "clear_stlb_set(cur_set, [~r.tag.g & (r.tag.asid == r.tag.asid)"),
 ]
 
 _loaded: dict[str, type] = {}
+#: the rtl modules the unit is built from, each after those it imports
+RTL_MODULES = ("util", "match", "pagesize", "storage", "csrfile", "replacement", "lookup",
+               "insn", "unit")
 
 
 def unit_class(bug: Bug) -> type:
@@ -99,7 +102,7 @@ def unit_class(bug: Bug) -> type:
     pkg.__path__ = [str(ROOT / "rtl")]
     sys.modules[package] = pkg
     sys.modules[f"{package}.layouts"] = rtl.layouts      # the enums the backend drives
-    for name in ("util", "match", "unit"):
+    for name in RTL_MODULES:
         if name == "util" and bug.file != "util":
             sys.modules[f"{package}.util"] = rtl.util
             continue

@@ -33,7 +33,7 @@ class _Cores(Elaboratable):
     """One TLB unit per CPU, side by side in one simulation."""
 
     def __init__(self, geom: Geometry, cpus: int, unit_class=TLBUnit):
-        self.units = [unit_class(geom) for _ in range(cpus)]
+        self.units = [unit_class(geom, observe=True) for _ in range(cpus)]
 
     def elaborate(self, platform):
         m = Module()
@@ -86,11 +86,11 @@ class _Session:
         if kind == "csrrd":
             return {"value": self._read_csr(ctx, unit, a["csr"])}
         if kind == "snapshot":
-            # the unit's own CSR read values, sampled without driving the read port (each
-            # ctx.set re-evaluates the design; the port itself is exercised by csrrd)
-            return {name: ctx.get(unit.csr_values[name]) for name in CSR_NAMES}
+            # every CSR's read value from the observation port, without driving the read
+            # port (each ctx.set re-evaluates the design; csrrd exercises the port itself)
+            return {name: ctx.get(getattr(unit.obs.csr, name)) for name in CSR_NAMES}
         if kind == "valid":
-            return {"bits": ctx.get(unit.e_bits)}
+            return {"bits": ctx.get(unit.obs.e_bits)}
         if kind == "csrwr":
             ctx.set(unit.csr_addr, CSR[a["csr"]])
             ctx.set(unit.csr_wdata, a["value"])

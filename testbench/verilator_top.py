@@ -8,21 +8,20 @@ from __future__ import annotations
 
 from amaranth import Cat, Module
 from amaranth.lib import wiring
-from amaranth.lib.wiring import Out
+from amaranth.lib.wiring import In, Out
 
 from rtl.unit import TLBUnit
-from rtl.util import connect_ports
 from sw_model.csr import CSR_NAMES
 from sw_model.geometry import Geometry
 
 
 class SimTop(wiring.Component):
-    """The TLB unit with two more outputs: ``e_bits`` (every slot's E bit in Index order) and
-    ``csr_all`` (every CSR, in CSR_NAMES order)."""
+    """The TLB unit with its observation port as two flat outputs: ``e_bits`` (every slot's
+    E bit in Index order) and ``csr_all`` (every CSR, in CSR_NAMES order)."""
 
     def __init__(self, geom: Geometry):
-        self.unit = TLBUnit(geom)
-        members = dict(self.unit.signature.members)
+        self.unit = TLBUnit(geom, observe=True)
+        members = {k: v for k, v in self.unit.signature.members.items() if k != "obs"}
         members["e_bits"] = Out(geom.total_entries)
         members["csr_all"] = Out(geom.grlen * len(CSR_NAMES))
         super().__init__(members)
@@ -30,7 +29,13 @@ class SimTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.unit = unit = self.unit
-        connect_ports(m, self, unit)
-        m.d.comb += [self.e_bits.eq(unit.e_bits),
-                     self.csr_all.eq(Cat(unit.csr_values[name] for name in CSR_NAMES))]
+        for path, member, value in unit.signature.flatten(unit):
+            if path[0] == "obs":
+                continue
+            port = self
+            for step in path:
+                port = getattr(port, step) if isinstance(step, str) else port[step]
+            m.d.comb += value.eq(port) if member.flow == In else port.eq(value)
+        m.d.comb += [self.e_bits.eq(unit.obs.e_bits),
+                     self.csr_all.eq(Cat(getattr(unit.obs.csr, name) for name in CSR_NAMES))]
         return m

@@ -1,0 +1,213 @@
+"""A translation port: the lookup pipeline from a VA to a PA or an exception."""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from sw_model.geometry import Geometry
+
+from .csrfile import exception_signature, regs_signature
+from .layouts import Access, Exc, half_layout, tag_layout
+from .match import Match
+from .pagesize import PageSize
+from .storage import mtlb_read_signature, stlb_e_signature, stlb_read_signature
+from .util import onehot_mux, priority
+
+__all__ = ["LookupSignature", "LookupPort"]
+
+
+class LookupSignature(wiring.Signature):
+    """One translation port, as seen from the TLB unit.
+
+    In: ``valid``, ``va``, ``access`` (load / store / fetch), ``effect`` (1: an exception
+    takes effect, D13; 0: a probe that changes nothing). Out, ``lookup_latency`` cycles
+    after ``valid``: ``resp_valid``, ``exc``, ``pa``, ``mat``; an exception's CSR writes take
+    effect at the edge that ends that cycle. With latency 3 the MTLB's halves are read a
+    cycle after its compare, so a lookup overlapping a TLB write may see the written halves
+    with the old tags: drain the lookups before TLB maintenance.
+    """
+
+    def __init__(self, geom: Geometry):
+        super().__init__({
+            "valid": In(1), "va": In(geom.grlen), "access": In(Access), "effect": In(1),
+            "resp_valid": Out(1), "exc": Out(Exc), "pa": Out(geom.palen), "mat": Out(2),
+        })
+
+
+def _pick_after_tag(geom, onehot, entries):
+    """The fields after the tag (what a lookup uses) of the entry ``onehot`` selects, as a
+    view of the entries' layout with the tag zero: one mux for all of them."""
+    layout = entries[0].shape()
+    tag_size = tag_layout(geom).size
+    picked = onehot_mux(onehot, [e.as_value()[tag_size:] for e in entries])
+    return layout(Cat(Const(0, tag_size), picked))
+
+
+class LookupPort(wiring.Component):
+    """One translation port: ``lookup_latency`` cycles (1 to 3) from a request to its
+    response, a new request every cycle.
+
+    - s0, the request's cycle: the STLB reads the set the VA selects (D1).
+    - s1: both banks' tags matched (the STLB's rows, the MTLB's registers); with latency 1
+      also the hit entry selected (the STLB before the MTLB: the lower Index, D7), checked
+      (D11, D12) and answered.
+    - latency 3: a register after the compare; s2 takes the MTLB's lowest hit, reads its
+      halves and selects the entry.
+    - latency 2 and 3: a register before the checks; the last stage checks and answers.
+
+    Members
+    -------
+    port : Out(LookupSignature)
+        The port of :class:`~rtl.unit.TLBUnit`.
+    csr : In(regs_signature)
+        CRMD.PLV, ASID.ASID, MISC.DWPL, STLBPS.
+    stlb, stlb_e, stlb_care : the STLB's row and E reads, its compare bits (with an STLB)
+    mtlb_tags, mtlb_cares, mtlb_e, mtlb : the MTLB's registers and a data read
+    exc : Out(exception_signature)
+        The exception to take effect (D13), in the response's cycle.
+    multi : Out(1)
+        A multi-hit (D7) in a lookup that takes effect, in the response's cycle.
+    """
+
+    LATENCY = {"response": "lookup_latency", "throughput": "1 lookup per cycle"}
+
+    def __init__(self, geom: Geometry):
+        self.geom = geom
+        M = geom.mtlb_entries
+        members = {
+            "port": Out(LookupSignature(geom)),
+            "csr": In(regs_signature(geom)),
+            "mtlb_tags": In(data.ArrayLayout(tag_layout(geom), M)),
+            "mtlb_cares": In(data.ArrayLayout(geom.vppn_bits, M)),
+            "mtlb_e": In(M),
+            "mtlb": Out(mtlb_read_signature(geom)),
+            "exc": Out(exception_signature(geom)),
+            "multi": Out(1),
+        }
+        if geom.has_stlb:
+            members.update(stlb=Out(stlb_read_signature(geom)),
+                           stlb_e=Out(stlb_e_signature(geom)),
+                           stlb_care=In(geom.vppn_bits))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        g = self.geom
+        W, M = g.stlb_ways, g.mtlb_entries
+        m = Module()
+        port, csr = self.port, self.csr
+
+        def stage(value, name):
+            """``value`` one cycle later."""
+            reg = Signal.like(value, name=name)
+            m.d.sync += reg.eq(value)
+            return reg
+
+        # s0 -> s1: the request
+        va, access = stage(port.va, "s1_va"), stage(port.access, "s1_access")
+        effect, valid = stage(port.effect, "s1_effect"), stage(port.valid, "s1_valid")
+        vpn = va[13:g.valen]
+        asid = csr.ASID.ASID
+
+        if W:
+            # s0: read the set the incoming VA selects; s1: its rows are out, match them
+            sets = m.submodules.s0_set = PageSize(g, set=True)
+            m.d.comb += [sets.ps.eq(csr.STLBPS.PS), sets.vpn.eq(port.va[13:g.valen]),
+                         self.stlb.addr.eq(sets.set)]
+            m.d.comb += self.stlb_e.addr.eq(stage(sets.set, "s1_set"))
+            rows = [self.stlb.rows[w] for w in range(W)]
+            s = m.submodules.s1_stlb = Match(g, W)
+            for w in range(W):
+                m.d.comb += [s.tags[w].eq(rows[w].tag), s.cares[w].eq(self.stlb_care)]
+            m.d.comb += [s.e.eq(self.stlb_e.e), s.key_vpn.eq(vpn), s.key_asid.eq(asid)]
+        mm = m.submodules.s1_mtlb = Match(g, M)
+        for i in range(M):
+            m.d.comb += [mm.tags[i].eq(self.mtlb_tags[i]), mm.cares[i].eq(self.mtlb_cares[i])]
+        m.d.comb += [mm.e.eq(self.mtlb_e), mm.key_vpn.eq(vpn), mm.key_asid.eq(asid)]
+
+        def stage_request(n):
+            return (stage(va, f"s{n}_va"), stage(access, f"s{n}_access"),
+                    stage(effect, f"s{n}_effect"), stage(valid, f"s{n}_valid"))
+
+        s_hit = s.hit if W else Const(0)
+        s_multi = s.multi if W else Const(0)
+        if W:
+            # the STLB's hit row (the lowest way): a small one-hot select of W rows
+            s_hit_row = _pick_after_tag(g, s.first_onehot, rows)
+            s_lo0, s_lo1 = s_hit_row.lo0, s_hit_row.lo1
+        m_first, m_hit_any, m_multi = mm.first, mm.hit, mm.multi
+        if g.lookup_latency == 3:
+            # a register right after the compare: the MTLB's hit vector and the STLB's hit
+            # row; the MTLB's lowest hit and its read come a cycle after its match
+            va, access, effect, valid = stage_request(2)
+            _onehot, m_first, m_hit_any, m_multi = priority(m, stage(mm.hits, "s2_mtlb_hits"),
+                                                            "s2_mtlb_first")
+            if W:
+                s_hit, s_multi = stage(s.hit, "s2_stlb_hit"), stage(s.multi, "s2_stlb_multi")
+                s_lo0, s_lo1 = stage(s_lo0, "s2_stlb_lo0"), stage(s_lo1, "s2_stlb_lo1")
+        hit = s_hit | m_hit_any
+        multi = m_multi | s_multi | (s_hit & m_hit_any)
+        # the hit entry: the STLB wins over the MTLB (lower Index), then the lowest way/entry
+        m.d.comb += self.mtlb.addr.eq(m_first)
+        m_hit = self.mtlb.data
+        if W:
+            lo0, lo1 = Mux(s_hit, s_lo0, m_hit.lo0), Mux(s_hit, s_lo1, m_hit.lo1)
+            ps = Mux(s_hit, csr.STLBPS.PS, m_hit.ps)
+        else:
+            lo0, lo1, ps = m_hit.lo0, m_hit.lo1, m_hit.ps
+        ps_sig = Signal(6, name="ps")
+        m.d.comb += ps_sig.eq(ps)
+        if g.lookup_latency >= 2:
+            # a register between the select and the checks: the hit entry's halves and what
+            # the checks and the exception's CSR writes need, one cycle on
+            n = g.lookup_latency
+            va, access, effect, valid = stage_request(n)
+            hit, multi = stage(hit, f"s{n}_hit"), stage(multi, f"s{n}_multi")
+            lo0, lo1 = stage(lo0, f"s{n}_lo0"), stage(lo1, f"s{n}_lo1")
+            ps_sig = stage(ps_sig, f"s{n}_ps")
+        sizes = m.submodules.sizes = PageSize(g, odd=True, offset=True)
+        m.d.comb += [sizes.ps.eq(ps_sig), sizes.va.eq(va)]
+        half = Signal(half_layout(g), name="half")
+        m.d.comb += half.eq(Mux(sizes.odd, lo1, lo0))
+
+        # D11/D12: the checks after a hit
+        plv = csr.CRMD.PLV
+        nr, nx, rplv = (Const(0), Const(0), Const(0)) if g.is_la32 else (half.nr, half.nx,
+                                                                          half.rplv)
+        priv_ok = Mux(rplv, plv == half.plv, plv <= half.plv)
+        dwpl_off = (plv <= 2) & (csr.MISC.DWPL >> plv)[0]
+        exc = Signal(Exc, name="exc")
+        with m.If(~hit):
+            m.d.comb += exc.eq(Exc.TLBR)
+        with m.Elif(~half.v):
+            with m.Switch(access):
+                with m.Case(Access.LOAD):
+                    m.d.comb += exc.eq(Exc.PIL)
+                with m.Case(Access.STORE):
+                    m.d.comb += exc.eq(Exc.PIS)
+                with m.Default():
+                    m.d.comb += exc.eq(Exc.PIF)
+        with m.Elif(access == Access.FETCH):
+            with m.If(nx):
+                m.d.comb += exc.eq(Exc.PNX)
+            with m.Elif(~priv_ok):
+                m.d.comb += exc.eq(Exc.PPI)
+        with m.Elif(~priv_ok):
+            m.d.comb += exc.eq(Exc.PPI)
+        with m.Elif((access == Access.LOAD) & nr):
+            m.d.comb += exc.eq(Exc.PNR)
+        with m.Elif((access == Access.STORE) & ~half.d & ~dwpl_off):
+            m.d.comb += exc.eq(Exc.PME)
+
+        frame = Cat(Const(0, 12), half.ppn)
+        m.d.comb += [
+            port.resp_valid.eq(valid),
+            port.exc.eq(exc),
+            port.pa.eq((frame & ~sizes.offset) | (va[:g.palen] & sizes.offset)),
+            port.mat.eq(half.mat),
+            # D13: an exception that takes effect; D7: the sticky flag
+            self.exc.valid.eq(valid & effect), self.exc.exc.eq(exc), self.exc.va.eq(va),
+            self.multi.eq(valid & effect & multi),
+        ]
+        return m

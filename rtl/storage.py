@@ -1,0 +1,203 @@
+"""The two banks' storage: the STLB (set associative, one page size) and the MTLB (fully
+associative, a page size per entry), with their E bits, read and write ports.
+
+Neither bank matches: a :class:`~rtl.match.Match` of the reader's compares the tags a bank
+puts out, with the compare bits (``care``) the bank keeps beside them.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Mux, Signal
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from sw_model.geometry import Geometry
+
+from .layouts import (mask_groups, mtlb_data_layout, mtlb_entry_layout, stlb_entry_layout,
+                      tag_layout)
+from .match import care_of
+from .pagesize import PageSize
+from .util import bit_at, decoder
+
+__all__ = ["STLB", "MTLB", "stlb_read_signature", "stlb_e_signature", "stlb_write_signature",
+           "mtlb_read_signature", "mtlb_write_signature"]
+
+
+def _set_width(geom: Geometry) -> int:
+    return max(1, geom.set_bits)
+
+
+# Signatures as the reader or writer sees them (the bank takes them flipped).
+
+def stlb_read_signature(geom: Geometry) -> wiring.Signature:
+    """Read one set's rows: ``rows`` (every way's entry at ``addr``) a cycle after ``addr``."""
+    return wiring.Signature({
+        "addr": Out(_set_width(geom)),
+        "rows": In(data.ArrayLayout(stlb_entry_layout(geom), max(1, geom.stlb_ways))),
+    })
+
+
+def stlb_e_signature(geom: Geometry) -> wiring.Signature:
+    """Read one set's E bits (one per way), combinationally."""
+    return wiring.Signature({"addr": Out(_set_width(geom)), "e": In(max(1, geom.stlb_ways))})
+
+
+def stlb_write_signature(geom: Geometry) -> wiring.Signature:
+    """Write the ways ``we`` of set ``addr`` with ``data`` and E = ``e``; clear the E bits of
+    the ways ``clear`` of set ``addr``; clear every E bit (``clear_all``). At the edge."""
+    ways = max(1, geom.stlb_ways)
+    return wiring.Signature({
+        "we": Out(ways), "addr": Out(_set_width(geom)), "data": Out(stlb_entry_layout(geom)),
+        "e": Out(1), "clear": Out(ways), "clear_all": Out(1),
+    })
+
+
+def mtlb_read_signature(geom: Geometry) -> wiring.Signature:
+    """Read one entry's PS and halves, combinationally."""
+    return wiring.Signature({
+        "addr": Out(range(max(2, geom.mtlb_entries))), "data": In(mtlb_data_layout(geom)),
+    })
+
+
+def mtlb_write_signature(geom: Geometry) -> wiring.Signature:
+    """Write entry ``addr`` (``en``) with ``entry``, its compare mask and E = ``e``; clear the
+    E bits ``clear``. At the edge."""
+    return wiring.Signature({
+        "en": Out(1), "addr": Out(range(max(2, geom.mtlb_entries))),
+        "entry": Out(mtlb_entry_layout(geom)), "mask": Out(max(1, len(mask_groups(geom)))),
+        "e": Out(1), "clear": Out(geom.mtlb_entries),
+    })
+
+
+class STLB(wiring.Component):
+    """The STLB: one :class:`~amaranth.lib.memory.Memory` per way, ``sets`` rows deep, one
+    entry (tag and both halves, no E) per row, so that a write is one write to one memory
+    with no read-modify-write and reading a set is reading every way at one address. The E
+    bits live in registers beside the memories, one ``sets``-bit vector per way, so that
+    INVTLB op 0/1 and TLBFLUSH clear them in one cycle and TLBFILL finds a free way without
+    reading memory. Every memory read port is transparent to its write port.
+
+    Members
+    -------
+    read : In(stlb_read_signature).array(n)
+        Row reads: 1 cycle.
+    e_read : In(stlb_e_signature).array(k)
+        E-bit reads: 0 cycles.
+    write : In(stlb_write_signature)
+        At the clock edge.
+    stlbps : In(6)
+        STLBPS; ``care`` (Out): the VPPN bits every STLB entry compares under it.
+    occupied : Out(sets)
+        The sets that hold a valid entry.
+    e_bits : Out(ways * sets)
+        Every E bit, way-major (Index order).
+    """
+
+    LATENCY = {"read": 1, "e_read": 0, "write": 1}
+
+    def __init__(self, geom: Geometry, reads: int, e_reads: int):
+        self.geom = geom
+        W, S = geom.stlb_ways, geom.stlb_sets
+        super().__init__({
+            "read": In(stlb_read_signature(geom)).array(reads),
+            "e_read": In(stlb_e_signature(geom)).array(e_reads),
+            "write": In(stlb_write_signature(geom)),
+            "stlbps": In(6), "care": Out(geom.vppn_bits),
+            "occupied": Out(S), "e_bits": Out(W * S),
+        })
+
+    def elaborate(self, platform):
+        g = self.geom
+        W, S = g.stlb_ways, g.stlb_sets
+        m = Module()
+        e_way = [Signal(S, name=f"e_way{w}") for w in range(W)]
+        m.d.comb += self.e_bits.eq(Cat(*e_way))
+        mems, wports = [], []
+        for w in range(W):
+            mem = m.submodules[f"way{w}"] = memory.Memory(shape=stlb_entry_layout(g), depth=S,
+                                                          init=[])
+            mems.append(mem)
+            wports.append(mem.write_port())
+        for rd in self.read:
+            for w in range(W):
+                rp = mems[w].read_port(transparent_for=(wports[w],))
+                m.d.comb += [rp.addr.eq(rd.addr), rd.rows[w].eq(rp.data)]
+        for rd in self.e_read:
+            m.d.comb += rd.e.eq(Cat(bit_at(e_way[w], rd.addr) for w in range(W)))
+        sizes = m.submodules.sizes = PageSize(g, compare=True)
+        m.d.comb += [sizes.ps.eq(self.stlbps), self.care.eq(care_of(g, sizes.compare))]
+        occupied = e_way[0]
+        for e in e_way[1:]:
+            occupied = occupied | e
+        m.d.comb += self.occupied.eq(occupied)
+
+        wr = self.write
+        for w in range(W):
+            m.d.comb += [wports[w].addr.eq(wr.addr), wports[w].data.eq(wr.data),
+                         wports[w].en.eq(wr.we[w])]
+            # one E bit at a time, addressed: a case on the set in the Verilog, which
+            # simulates as a branch where a 256-bit one-hot mask costs a pass over it
+            with m.If(wr.clear_all):
+                m.d.sync += e_way[w].eq(0)
+            with m.Elif(wr.we[w] | wr.clear[w]):
+                m.d.sync += e_way[w].bit_select(wr.addr, 1).eq(wr.we[w] & wr.e)
+        return m
+
+
+class MTLB(wiring.Component):
+    """The MTLB: the tags in registers, for the match of every entry at once, each with its
+    compare mask (decoded from PS when written: one decoder for the bank, not one per entry)
+    and E bit beside it; PS and both halves in a memory, read by index (the first hit,
+    TLBRD's Index) through one asynchronous port per reader. On an FPGA that is LUT RAM in
+    place of a one-hot select over every entry per reader; in simulation, an array read.
+
+    Members
+    -------
+    read : In(mtlb_read_signature).array(n)
+        Data reads: 0 cycles.
+    write : In(mtlb_write_signature)
+        At the clock edge.
+    tags, cares, e : Out
+        Every entry's tag, the VPPN bits it compares, its E bit: registers.
+    """
+
+    LATENCY = {"read": 0, "write": 1}
+
+    def __init__(self, geom: Geometry, reads: int):
+        self.geom = geom
+        M = geom.mtlb_entries
+        super().__init__({
+            "read": In(mtlb_read_signature(geom)).array(reads),
+            "write": In(mtlb_write_signature(geom)),
+            "tags": Out(data.ArrayLayout(tag_layout(geom), M)),
+            "cares": Out(data.ArrayLayout(geom.vppn_bits, M)),
+            "e": Out(M),
+        })
+
+    def elaborate(self, platform):
+        g = self.geom
+        M = g.mtlb_entries
+        m = Module()
+        tags = [Signal(tag_layout(g), name=f"tag{i}") for i in range(M)]
+        masks = [Signal(len(self.write.mask), name=f"mask{i}") for i in range(M)]
+        e = Signal(M, name="e")
+        mem = m.submodules.data = memory.Memory(shape=mtlb_data_layout(g), depth=M, init=[])
+        wport = mem.write_port()
+        for rd in self.read:
+            rp = mem.read_port(domain="comb")
+            m.d.comb += [rp.addr.eq(rd.addr), rd.data.eq(rp.data)]
+        m.d.comb += [self.e.eq(e)]
+        for i in range(M):
+            m.d.comb += [self.tags[i].eq(tags[i]), self.cares[i].eq(care_of(g, masks[i]))]
+
+        wr = self.write
+        we = Signal(M, name="we")
+        m.d.comb += we.eq(Mux(wr.en, decoder(m, wr.addr, M, "we_dec"), 0))
+        for i in range(M):
+            with m.If(we[i]):
+                m.d.sync += [tags[i].eq(wr.entry.tag), masks[i].eq(wr.mask)]
+        m.d.comb += [wport.en.eq(wr.en), wport.addr.eq(wr.addr),
+                     wport.data.ps.eq(wr.entry.ps), wport.data.lo0.eq(wr.entry.lo0),
+                     wport.data.lo1.eq(wr.entry.lo1)]
+        m.d.sync += e.eq((e & ~wr.clear & ~we) | Mux(wr.e, we, 0))
+        return m
