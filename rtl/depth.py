@@ -20,6 +20,7 @@ is summed by cell type.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter, defaultdict
 
@@ -92,30 +93,7 @@ def depth_report(netlist: dict, count: int = 5) -> dict:
                     fanin[b] += [(a, w, kind) for a in bits(cell, p)]
 
     depth: dict[int, tuple[float, tuple | None]] = {}
-
-    def arrival(root: int) -> float:
-        # post-order without recursion (netlists are deeper than Python's stack); a loop,
-        # which a synchronous design has none of, is cut where the search meets it again
-        stack, open_ = [(root, False)], set()
-        while stack:
-            b, expanded = stack.pop()
-            if b in depth:
-                continue
-            if not expanded:
-                open_.add(b)
-                stack.append((b, True))
-                stack += [(a, False) for a, _w, _k in fanin.get(b, ())
-                          if a not in depth and a not in open_]
-                continue
-            open_.discard(b)
-            best = (0.0, None)
-            for a, w, kind in fanin.get(b, ()):
-                d = depth.get(a, (0.0, None))[0] + w
-                if d > best[0]:
-                    best = (d, (a, kind))
-            depth[b] = best
-        return depth[root][0]
-
+    arrival = functools.partial(_arrival, fanin, depth)
     ranked = sorted(((arrival(b), b, where) for b, where in ends), key=lambda r: -r[0])
     rows: dict[tuple[str, str], dict] = {}
     for levels, bit, where in ranked:
@@ -133,3 +111,29 @@ def depth_report(netlist: dict, count: int = 5) -> dict:
     histogram = Counter(int(levels) for levels, _b, _w in ranked)
     return {"paths": list(rows.values()),
             "endpoints": {k: histogram[k] for k in sorted(histogram, reverse=True)}}
+
+
+def _arrival(fanin: dict, depth: dict, root: int) -> float:
+    """The logic levels from a path's start to bit ``root``, filling ``depth`` (bit ->
+    (levels, the previous bit and its cell)) for every bit on the way."""
+    # post-order without recursion (netlists are deeper than Python's stack); a loop,
+    # which a synchronous design has none of, is cut where the search meets it again
+    stack, open_ = [(root, False)], set()
+    while stack:
+        b, expanded = stack.pop()
+        if b in depth:
+            continue
+        if not expanded:
+            open_.add(b)
+            stack.append((b, True))
+            stack += [(a, False) for a, _w, _k in fanin.get(b, ())
+                      if a not in depth and a not in open_]
+            continue
+        open_.discard(b)
+        best = (0.0, None)
+        for a, w, kind in fanin.get(b, ()):
+            d = depth.get(a, (0.0, None))[0] + w
+            if d > best[0]:
+                best = (d, (a, kind))
+        depth[b] = best
+    return depth[root][0]

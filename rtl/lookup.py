@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -94,28 +96,57 @@ class LookupPort(wiring.Component):
 
     def elaborate(self, platform):
         g = self.geom
-        W, M = g.stlb_ways, g.mtlb_entries
         m = Module()
-        port, csr = self.port, self.csr
-
-        def stage(value, name):
-            """``value`` one cycle later."""
-            reg = Signal.like(value, name=name)
-            m.d.sync += reg.eq(value)
-            return reg
-
+        self._m = m
         # s0 -> s1: the request
-        va, access = stage(port.va, "s1_va"), stage(port.access, "s1_access")
-        effect, valid = stage(port.effect, "s1_effect"), stage(port.valid, "s1_valid")
-        vpn = va[13:g.valen]
-        asid = csr.ASID.ASID
+        req = self._stage_request(1, self.port.va, self.port.access, self.port.effect,
+                                  self.port.valid)
+        s, mm, rows = self._match(m, req)
+        req, hit, multi, lo0, lo1, ps = self._select(m, req, s, mm, rows)
+        sizes = m.submodules.sizes = PageSize(g, odd=True, offset=True)
+        m.d.comb += [sizes.ps.eq(ps), sizes.va.eq(req.va)]
+        half = Signal(half_layout(g), name="half")
+        m.d.comb += half.eq(Mux(sizes.odd, lo1, lo0))
+        exc = self._check(m, req.access, hit, half)
+        port = self.port
+        frame = Cat(Const(0, 12), half.ppn)
+        m.d.comb += [
+            port.resp_valid.eq(req.valid),
+            port.exc.eq(exc),
+            port.pa.eq((frame & ~sizes.offset) | (req.va[:g.palen] & sizes.offset)),
+            port.mat.eq(half.mat),
+            # D13: an exception that takes effect; D7: the sticky flag
+            self.exc.valid.eq(req.valid & req.effect), self.exc.exc.eq(exc),
+            self.exc.va.eq(req.va), self.multi.eq(req.valid & req.effect & multi),
+        ]
+        return m
 
+    def _stage(self, value, name):
+        """``value`` one cycle later."""
+        reg = Signal.like(value, name=name)
+        self._m.d.sync += reg.eq(value)
+        return reg
+
+    def _stage_request(self, n, va, access, effect, valid) -> SimpleNamespace:
+        return SimpleNamespace(va=self._stage(va, f"s{n}_va"),
+                               access=self._stage(access, f"s{n}_access"),
+                               effect=self._stage(effect, f"s{n}_effect"),
+                               valid=self._stage(valid, f"s{n}_valid"))
+
+    def _match(self, m, req):
+        """s0: the STLB reads the set the incoming VA selects; s1: both banks' tags are
+        matched with the request's VA and the current ASID."""
+        g = self.geom
+        W, M = g.stlb_ways, g.mtlb_entries
+        csr = self.csr
+        vpn = req.va[13:g.valen]
+        asid = csr.ASID.ASID
+        s = rows = None
         if W:
-            # s0: read the set the incoming VA selects; s1: its rows are out, match them
             sets = m.submodules.s0_set = PageSize(g, set=True)
-            m.d.comb += [sets.ps.eq(csr.STLBPS.PS), sets.vpn.eq(port.va[13:g.valen]),
-                         self.stlb.addr.eq(sets.set)]
-            m.d.comb += self.stlb_e.addr.eq(stage(sets.set, "s1_set"))
+            m.d.comb += [sets.ps.eq(csr.STLBPS.PS), sets.vpn.eq(self.port.va[13:g.valen]),
+                         self.stlb.addr.eq(sets.set),
+                         self.stlb_e.addr.eq(self._stage(sets.set, "s1_set"))]
             rows = [self.stlb.rows[w] for w in range(W)]
             s = m.submodules.s1_stlb = Match(g, W)
             for w in range(W):
@@ -125,14 +156,16 @@ class LookupPort(wiring.Component):
         for i in range(M):
             m.d.comb += [mm.tags[i].eq(self.mtlb_tags[i]), mm.cares[i].eq(self.mtlb_cares[i])]
         m.d.comb += [mm.e.eq(self.mtlb_e), mm.key_vpn.eq(vpn), mm.key_asid.eq(asid)]
+        return s, mm, rows
 
-        def stage_request(n):
-            return (stage(va, f"s{n}_va"), stage(access, f"s{n}_access"),
-                    stage(effect, f"s{n}_effect"), stage(valid, f"s{n}_valid"))
-
-        s_hit = s.hit if W else Const(0)
-        s_multi = s.multi if W else Const(0)
-        if W:
+    def _select(self, m, req, s, mm, rows):
+        """The hit entry: the STLB's before the MTLB's (the lower Index), then the lowest
+        way or entry; with the registers of latency 2 and 3."""
+        g = self.geom
+        stage = self._stage
+        s_hit = s.hit if s is not None else Const(0)
+        s_multi = s.multi if s is not None else Const(0)
+        if s is not None:
             # the STLB's hit row (the lowest way): a small one-hot select of W rows
             s_hit_row = _pick_after_tag(g, s.first_onehot, rows)
             s_lo0, s_lo1 = s_hit_row.lo0, s_hit_row.lo1
@@ -140,20 +173,19 @@ class LookupPort(wiring.Component):
         if g.lookup_latency == 3:
             # a register right after the compare: the MTLB's hit vector and the STLB's hit
             # row; the MTLB's lowest hit and its read come a cycle after its match
-            va, access, effect, valid = stage_request(2)
+            req = self._stage_request(2, req.va, req.access, req.effect, req.valid)
             _onehot, m_first, m_hit_any, m_multi = priority(m, stage(mm.hits, "s2_mtlb_hits"),
                                                             "s2_mtlb_first")
-            if W:
+            if s is not None:
                 s_hit, s_multi = stage(s.hit, "s2_stlb_hit"), stage(s.multi, "s2_stlb_multi")
                 s_lo0, s_lo1 = stage(s_lo0, "s2_stlb_lo0"), stage(s_lo1, "s2_stlb_lo1")
         hit = s_hit | m_hit_any
         multi = m_multi | s_multi | (s_hit & m_hit_any)
-        # the hit entry: the STLB wins over the MTLB (lower Index), then the lowest way/entry
         m.d.comb += self.mtlb.addr.eq(m_first)
         m_hit = self.mtlb.data
-        if W:
+        if s is not None:
             lo0, lo1 = Mux(s_hit, s_lo0, m_hit.lo0), Mux(s_hit, s_lo1, m_hit.lo1)
-            ps = Mux(s_hit, csr.STLBPS.PS, m_hit.ps)
+            ps = Mux(s_hit, self.csr.STLBPS.PS, m_hit.ps)
         else:
             lo0, lo1, ps = m_hit.lo0, m_hit.lo1, m_hit.ps
         ps_sig = Signal(6, name="ps")
@@ -162,21 +194,20 @@ class LookupPort(wiring.Component):
             # a register between the select and the checks: the hit entry's halves and what
             # the checks and the exception's CSR writes need, one cycle on
             n = g.lookup_latency
-            va, access, effect, valid = stage_request(n)
+            req = self._stage_request(n, req.va, req.access, req.effect, req.valid)
             hit, multi = stage(hit, f"s{n}_hit"), stage(multi, f"s{n}_multi")
             lo0, lo1 = stage(lo0, f"s{n}_lo0"), stage(lo1, f"s{n}_lo1")
             ps_sig = stage(ps_sig, f"s{n}_ps")
-        sizes = m.submodules.sizes = PageSize(g, odd=True, offset=True)
-        m.d.comb += [sizes.ps.eq(ps_sig), sizes.va.eq(va)]
-        half = Signal(half_layout(g), name="half")
-        m.d.comb += half.eq(Mux(sizes.odd, lo1, lo0))
+        return req, hit, multi, lo0, lo1, ps_sig
 
-        # D11/D12: the checks after a hit
-        plv = csr.CRMD.PLV
+    def _check(self, m, access, hit, half):
+        """D11/D12: the checks after a hit, in the manual's order."""
+        g = self.geom
+        plv = self.csr.CRMD.PLV
         nr, nx, rplv = (Const(0), Const(0), Const(0)) if g.is_la32 else (half.nr, half.nx,
                                                                           half.rplv)
         priv_ok = Mux(rplv, plv == half.plv, plv <= half.plv)
-        dwpl_off = (plv <= 2) & (csr.MISC.DWPL >> plv)[0]
+        dwpl_off = (plv <= 2) & (self.csr.MISC.DWPL >> plv)[0]
         exc = Signal(Exc, name="exc")
         with m.If(~hit):
             m.d.comb += exc.eq(Exc.TLBR)
@@ -199,15 +230,4 @@ class LookupPort(wiring.Component):
             m.d.comb += exc.eq(Exc.PNR)
         with m.Elif((access == Access.STORE) & ~half.d & ~dwpl_off):
             m.d.comb += exc.eq(Exc.PME)
-
-        frame = Cat(Const(0, 12), half.ppn)
-        m.d.comb += [
-            port.resp_valid.eq(valid),
-            port.exc.eq(exc),
-            port.pa.eq((frame & ~sizes.offset) | (va[:g.palen] & sizes.offset)),
-            port.mat.eq(half.mat),
-            # D13: an exception that takes effect; D7: the sticky flag
-            self.exc.valid.eq(valid & effect), self.exc.exc.eq(exc), self.exc.va.eq(va),
-            self.multi.eq(valid & effect & multi),
-        ]
-        return m
+        return exc

@@ -12,16 +12,17 @@ from sw_model.csr import CSR_NAMES
 from sw_model.geometry import Geometry
 
 from .csrfile import CSRFile
-from .insn import InstructionUnit
+from .insn import EntrySource, InstructionUnit
 from .layouts import InsnOp
 from .lookup import LookupPort, LookupSignature
+from .pagesize import PageSize
 from .replacement import Replacement
 from .storage import MTLB, STLB
 
 __all__ = ["TLBUnit", "LookupSignature", "ObservationSignature", "BLOCKS"]
 
 #: every block and its latency table (cycles; the instruction unit's per instruction)
-BLOCKS = (CSRFile, STLB, MTLB, Replacement, LookupPort, InstructionUnit)
+BLOCKS = (PageSize, CSRFile, STLB, MTLB, Replacement, LookupPort, EntrySource, InstructionUnit)
 
 
 class ObservationSignature(wiring.Signature):

@@ -7,6 +7,7 @@ from amaranth.sim import Simulator
 
 from conftest import CONFIGS, GEOMS, TRACES, need_verilator
 from rtl.layouts import Access, InsnOp
+from rtl.insn import InstructionUnit
 from rtl.unit import TLBUnit
 from sw_model.csr import CSR
 from sw_model.tlb import ReferenceTLB
@@ -16,13 +17,16 @@ from testbench.port import TLBPort
 from testbench.trace import Op
 from tlbutil import elo, fill, write
 
-#: (op, args) -> the most cycles it may take, from its first input to its last edge
+#: (op, args, the instruction unit's latency table entry): the most cycles it may take,
+#: from its first input to its last edge
+C = InstructionUnit.CYCLES
 BUDGETS = [
-    ("tlbwr", {}, 1), ("tlbfill", {}, 2), ("tlbsrch", {}, 3), ("tlbrd", {}, 2),
-    ("invtlb", {"inv_op": 0, "asid": 0, "va": 0}, 2),
-    ("invtlb", {"inv_op": 1, "asid": 0, "va": 0}, 2),
-    ("invtlb", {"inv_op": 5, "asid": 1, "va": 0x8000}, 3),
-    ("invtlb", {"inv_op": 6, "asid": 1, "va": 0x8000}, 3),
+    ("tlbwr", {}, C["TLBWR"]), ("tlbfill", {}, C["TLBFILL"]), ("tlbsrch", {}, C["TLBSRCH"]),
+    ("tlbrd", {}, C["TLBRD"]), ("ertn", {}, C["ERTN"]),
+    ("invtlb", {"inv_op": 0, "asid": 0, "va": 0}, C["INVTLB 0/1"]),
+    ("invtlb", {"inv_op": 1, "asid": 0, "va": 0}, C["INVTLB 0/1"]),
+    ("invtlb", {"inv_op": 5, "asid": 1, "va": 0x8000}, C["INVTLB 5/6"]),
+    ("invtlb", {"inv_op": 6, "asid": 1, "va": 0x8000}, C["INVTLB 5/6"]),
 ]
 
 
@@ -46,13 +50,13 @@ def test_cycle_budgets(name, sim):
             assert cycles(kind, **args) <= budget, kind
         for op in (2, 3, 4):
             assert cycles("invtlb", inv_op=op, asid=1, va=0) <= sets + 2
-        for index in (0, geom.stlb_entries):            # an STLB set, the MTLB
+        for index, clr in ((0, C["TLBCLR (STLB set)"]), (geom.stlb_entries, C["TLBCLR (MTLB)"])):
             write(port, TLBIDX=index)
-            assert cycles("tlbclr") <= sets + 2
-            assert cycles("tlbflush") <= sets + 2
-        # the exact figures README quotes
-        assert cycles("tlbwr") == 1 and cycles("tlbfill") == 2
-        assert cycles("tlbsrch") == 3 and cycles("tlbrd") == 2
+            assert cycles("tlbclr") <= clr
+            assert cycles("tlbflush") <= C["TLBFLUSH"]
+        # the figures are exact, not only bounds
+        for kind, args, budget in BUDGETS[:4]:
+            assert cycles(kind, **args) == budget, kind
         # the sweep of op 2-4 visits the occupied STLB sets only: one here, all below
         fill(port, 0x8000, elo(4), elo(8))
         assert cycles("invtlb", inv_op=2, asid=0, va=0) == 2

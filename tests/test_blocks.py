@@ -1,0 +1,218 @@
+"""Each RTL block against the matching piece of the reference model: the replacement's
+choice against the model's victim, the MTLB with the match against the model's match, the
+page-size tables against the geometry's arithmetic, the CSR file against the model's CSRs.
+The whole unit is checked in cosim elsewhere; these name the block a difference is in."""
+
+import random
+
+import pytest
+from amaranth import Elaboratable, Module
+from amaranth.sim import Simulator
+
+from conftest import GEOMS
+from rtl.csrfile import CSRFile
+from rtl.insn import InstructionUnit
+from rtl.layouts import mask_groups
+from rtl.lookup import LookupPort
+from rtl.match import Match
+from rtl.pagesize import PageSize
+from rtl.replacement import Replacement
+from rtl.storage import MTLB, STLB
+from rtl.unit import BLOCKS
+from sw_model.csr import CSR, CSR_NAMES
+from sw_model.tlb import Entry, ReferenceTLB
+
+
+def simulate(design, bench):
+    sim = Simulator(design)
+    sim.add_clock(1e-6, if_exists=True)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_every_block_states_its_latency():
+    for block in BLOCKS:
+        assert block.LATENCY and block.__doc__, block
+    assert InstructionUnit.CYCLES["TLBSRCH"] == 3
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny_rr", "odd"])
+def test_replacement_against_the_model_victim(name):
+    """Random E bits, full more often than not: the slot the block registers is the one
+    the model's _victim picks, its LFSR or pointers stepped alike (D9, D10)."""
+    g = GEOMS[name]
+    dut = Replacement(g)
+    model = ReferenceTLB(g)
+    rng = random.Random(1)
+
+    async def bench(ctx):
+        for _ in range(300):
+            bank = rng.choice(["stlb", "mtlb"])
+            n = g.stlb_ways if bank == "stlb" else g.mtlb_entries
+            e = (1 << n) - 1 if rng.random() < 0.6 else rng.getrandbits(n)
+            ctx.set(getattr(dut, f"{bank}_e"), e)
+            await ctx.tick()
+            slot = ctx.get(getattr(dut, f"{bank}_slot"))
+            full = ctx.get(getattr(dut, f"{bank}_full"))
+            want = model._victim(bank, [Entry(e=bool(e >> i & 1)) for i in range(n)])
+            assert (slot, full) == (want, e == (1 << n) - 1)
+            ctx.set(getattr(dut, f"{bank}_step"), full)
+            await ctx.tick()
+            ctx.set(getattr(dut, f"{bank}_step"), 0)
+
+    simulate(dut, bench)
+
+
+class _MTLBMatch(Elaboratable):
+    """The MTLB, its writes' compare masks from the page-size table, and a match."""
+
+    def __init__(self, g):
+        self.mtlb, self.sizes, self.match = MTLB(g, reads=1), PageSize(g, compare=True), \
+            Match(g, g.mtlb_entries)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules += [self.mtlb, self.sizes, self.match]
+        m.d.comb += [self.sizes.ps.eq(self.mtlb.write.entry.ps),
+                     self.mtlb.write.mask.eq(self.sizes.compare),
+                     self.match.tags.eq(self.mtlb.tags), self.match.cares.eq(self.mtlb.cares),
+                     self.match.e.eq(self.mtlb.e)]
+        return m
+
+
+@pytest.mark.parametrize("name", ["tiny", "narrow"])
+def test_mtlb_and_match_against_the_model_match(name):
+    """Entries of every page size written through the MTLB's write port, then keys near
+    them: the match's hits are the model's (its MTLB part), for ASIDs and G alike."""
+    g = GEOMS[name]
+    dut = _MTLBMatch(g)
+    model = ReferenceTLB(g)
+    rng = random.Random(2)
+    vpn_mask = (1 << g.vppn_bits) - 1
+
+    async def bench(ctx):
+        wr = dut.mtlb.write
+        bases = []
+        for i in range(g.mtlb_entries):
+            ps = rng.choice(g.page_shifts)
+            entry = Entry(e=True, asid=rng.getrandbits(2), g=rng.random() < 0.3,
+                          vppn=rng.getrandbits(g.vppn_bits), ps=ps)
+            model.mtlb[i] = entry
+            bases.append(entry.vppn)
+            ctx.set(wr.en, 1)
+            ctx.set(wr.addr, i)
+            ctx.set(wr.e, 1)
+            ctx.set(wr.entry, {"tag": {"asid": entry.asid, "g": entry.g, "vppn": entry.vppn},
+                               "ps": ps})
+            await ctx.tick()
+        ctx.set(wr.en, 0)
+        model._changed()
+        for _ in range(400):
+            vpn = (rng.choice(bases) ^ (rng.getrandbits(12) if rng.random() < 0.5 else 0))
+            vpn &= vpn_mask
+            asid = rng.getrandbits(2)
+            ctx.set(dut.match.key_vpn, vpn)
+            ctx.set(dut.match.key_asid, asid)
+            want = {index - g.stlb_entries for index, _e, _ps in model._matches(vpn << 13, asid)
+                    if index >= g.stlb_entries}
+            hits = ctx.get(dut.match.hits)
+            assert {i for i in range(g.mtlb_entries) if hits >> i & 1} == want
+
+    simulate(dut, bench)
+
+
+@pytest.mark.parametrize("name", ["tiny", "la464", "narrow"])
+def test_page_size_tables(name):
+    g = GEOMS[name]
+    dut = PageSize(g, set=True, odd=True, compare=True, offset=True)
+    rng = random.Random(3)
+    groups = mask_groups(g)
+
+    async def bench(ctx):
+        for _ in range(200):
+            ps = rng.choice(g.page_shifts)
+            va = rng.getrandbits(g.valen)
+            for port, value in ((dut.ps, ps), (dut.va, va), (dut.vpn, va >> 13)):
+                ctx.set(port, value)
+            if g.has_stlb:
+                assert ctx.get(dut.set) == g.stlb_set_of(va, ps)
+            assert ctx.get(dut.odd) == (va >> ps) & 1
+            assert ctx.get(dut.offset) == ((1 << ps) - 1) & ((1 << g.palen) - 1)
+            compare = ctx.get(dut.compare)
+            assert [compare >> k & 1 for k in range(len(groups))] == \
+                [int(ps - 12 <= lo) for lo, _hi in groups]
+
+    simulate(dut, bench)
+
+
+@pytest.mark.parametrize("name", ["tiny", "la32r", "narrow"])
+def test_csr_file_against_the_model(name):
+    """Random writes through the CSR port read back as the model's CSRs read (D17, D19)."""
+    g = GEOMS[name]
+    dut = CSRFile(g)
+    model = ReferenceTLB(g)
+    rng = random.Random(4)
+    ones = (1 << g.grlen) - 1
+
+    async def bench(ctx):
+        for _ in range(300):
+            name_ = rng.choice(CSR_NAMES)
+            value = rng.choice([rng.getrandbits(g.grlen), ones, 0, rng.choice(g.page_shifts)])
+            ctx.set(dut.csr_addr, CSR[name_])
+            ctx.set(dut.csr_wdata, value)
+            ctx.set(dut.csr_we, 1)
+            await ctx.tick()
+            ctx.set(dut.csr_we, 0)
+            model.csrwr(name_, value)
+            for n in CSR_NAMES:
+                assert ctx.get(getattr(dut.values, n)) == model.read_csr(n), n
+            ctx.set(dut.csr_addr, CSR[name_])
+            assert ctx.get(dut.csr_rdata) == model.read_csr(name_)
+
+    simulate(dut, bench)
+
+
+def test_stlb_writes_reads_and_clears():
+    """The STLB block alone: a written row reads back a cycle later on every read port, its
+    E bit set as written; a clear, a cleared way; clear_all, everything."""
+    g = GEOMS["tiny"]
+    dut = STLB(g, reads=2, e_reads=1)
+    rng = random.Random(5)
+
+    async def bench(ctx):
+        wr = dut.write
+        written = {}
+        for _ in range(20):
+            set_, way = rng.randrange(g.stlb_sets), rng.randrange(g.stlb_ways)
+            vppn = rng.getrandbits(g.vppn_bits)
+            ctx.set(wr.addr, set_)
+            ctx.set(wr.we, 1 << way)
+            ctx.set(wr.e, 1)
+            ctx.set(wr.data, {"tag": {"vppn": vppn}})
+            await ctx.tick()
+            ctx.set(wr.we, 0)
+            written[(set_, way)] = vppn
+        for (set_, way), vppn in written.items():
+            for rd in dut.read:
+                ctx.set(rd.addr, set_)
+            ctx.set(dut.e_read[0].addr, set_)
+            await ctx.tick()
+            for rd in dut.read:
+                assert ctx.get(rd.rows[way].tag.vppn) == vppn
+            assert ctx.get(dut.e_read[0].e) >> way & 1
+        ctx.set(wr.clear_all, 1)
+        await ctx.tick()
+        ctx.set(wr.clear_all, 0)
+        assert ctx.get(dut.e_bits) == 0 and ctx.get(dut.occupied) == 0
+
+    simulate(dut, bench)
+
+
+def test_lookup_port_latency_comes_from_the_geometry():
+    """The port's stages: s1 registers for every latency, s2 for 2 and 3, s3 for 3."""
+    from amaranth.back import rtlil
+
+    for name, stages in (("tiny", {"s1"}), ("mtlb6", {"s1", "s2", "s3"})):
+        g = GEOMS[name]
+        text = rtlil.convert(LookupPort(g))
+        assert {s for s in ("s1", "s2", "s3") if f"\\{s}_valid" in text} == stages
