@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rtl.synth import synthesize  # noqa: E402
-from sw_model.geometry import load_geometry  # noqa: E402
+from loongtlb.rtl.synth import synthesize  # noqa: E402
+from loongtlb.sw_model.geometry import load_geometry  # noqa: E402
 
 TARGETS = {
     "la464": lambda r: ((r.fmax_mhz or 0) >= 100 and r.brams > 0, "100 MHz, STLB in block RAM"),

@@ -14,8 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sw_model.geometry import load_geometry  # noqa: E402
-from sw_model.tlb import ReferenceTLB  # noqa: E402
+from loongtlb.sw_model.geometry import load_geometry  # noqa: E402
+from loongtlb.sw_model.tlb import ReferenceTLB  # noqa: E402
 
 
 def main(config=ROOT / "configs" / "la464.yaml"):

@@ -21,13 +21,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import rtl.layouts  # noqa: E402
-import rtl.util  # noqa: E402
-from sw_model.geometry import load_geometry  # noqa: E402
-from testbench.backends import make_backend  # noqa: E402
-from testbench.fuzz import fuzz  # noqa: E402
-from testbench.replay import replay  # noqa: E402
-from testbench.trace import load_trace  # noqa: E402
+import loongtlb.rtl.layouts  # noqa: E402
+import loongtlb.rtl.util  # noqa: E402
+from loongtlb.sw_model.geometry import load_geometry  # noqa: E402
+from loongtlb.testbench.backends import make_backend  # noqa: E402
+from loongtlb.testbench.fuzz import fuzz  # noqa: E402
+from loongtlb.testbench.replay import replay  # noqa: E402
+from loongtlb.testbench.trace import load_trace  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -97,14 +97,14 @@ def unit_class(bug: Bug) -> type:
     """The TLBUnit class of the rtl package with ``bug`` applied."""
     if bug.name in _loaded:
         return _loaded[bug.name]
-    package = f"rtl_bug_{len(_loaded)}"
+    package = f"loongtlb.rtl_bug_{len(_loaded)}"
     pkg = types.ModuleType(package)
     pkg.__path__ = [str(ROOT / "rtl")]
     sys.modules[package] = pkg
-    sys.modules[f"{package}.layouts"] = rtl.layouts      # the enums the backend drives
+    sys.modules[f"{package}.layouts"] = loongtlb.rtl.layouts      # the enums the backend drives
     for name in RTL_MODULES:
         if name == "util" and bug.file != "util":
-            sys.modules[f"{package}.util"] = rtl.util
+            sys.modules[f"{package}.util"] = loongtlb.rtl.util
             continue
         source = (ROOT / "rtl" / f"{name}.py").read_text()
         if name == bug.file:

@@ -24,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sw_model.geometry import load_geometry  # noqa: E402
-from sw_model.kernel.cpu import VARIANTS  # noqa: E402
-from testbench.race import Race, combinations, summarize  # noqa: E402
+from loongtlb.sw_model.geometry import load_geometry  # noqa: E402
+from loongtlb.sw_model.kernel.cpu import VARIANTS  # noqa: E402
+from loongtlb.testbench.race import Race, combinations, summarize  # noqa: E402
 
 
 def _mean(cpu: dict) -> str:

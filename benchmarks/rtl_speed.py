@@ -25,12 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rtl.export import convert  # noqa: E402
-from sw_model.geometry import load_geometry  # noqa: E402
-from testbench.backends import make_backend  # noqa: E402
-from testbench.port import ModelBackend, Recorder  # noqa: E402
-from testbench.randomops import RandomOps  # noqa: E402
-from testbench.trace import write_lines  # noqa: E402
+from loongtlb.rtl.export import convert  # noqa: E402
+from loongtlb.sw_model.geometry import load_geometry  # noqa: E402
+from loongtlb.testbench.backends import make_backend  # noqa: E402
+from loongtlb.testbench.port import ModelBackend, Recorder  # noqa: E402
+from loongtlb.testbench.randomops import RandomOps  # noqa: E402
+from loongtlb.testbench.trace import write_lines  # noqa: E402
 
 
 def rate(geom, backend: str, sim: str, ops: int) -> float:
@@ -52,7 +52,7 @@ def replay_rate(geom, ops: int, workdir: str, cpus: int = 1) -> tuple[float, int
     for op in RandomOps(geom, seed=7, cpus=cpus).take(ops):
         recorder.record(op, model.execute(op))
     write_lines(path, recorder.lines)
-    cmd = [sys.executable, "-m", "testbench.cli", "replay", geom.source, str(path),
+    cmd = [sys.executable, "-m", "loongtlb.testbench.cli", "replay", geom.source, str(path),
            "--backend", "rtl", "--sim", "verilator"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     start = time.perf_counter()

@@ -7,8 +7,8 @@ from amaranth import Cat, Const, Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from sw_model.csr import CSR, CSR_NAMES, sign_extended, write_mask
-from sw_model.geometry import Geometry
+from loongtlb.sw_model.csr import CSR, CSR_NAMES, sign_extended, write_mask
+from loongtlb.sw_model.geometry import Geometry
 
 from .layouts import Exc, csr_layout
 

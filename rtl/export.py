@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sw_model.errors import InputError
-from sw_model.geometry import Geometry
+from loongtlb.sw_model.errors import InputError
+from loongtlb.sw_model.geometry import Geometry
 
 from .unit import TLBUnit
 

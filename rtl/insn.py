@@ -8,7 +8,7 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from sw_model.geometry import Geometry
+from loongtlb.sw_model.geometry import Geometry
 
 from .csrfile import insn_csr_signature, regs_signature
 from .layouts import (InsnOp, csr_layout, half_layout, mask_groups, mtlb_entry_layout,

@@ -9,8 +9,8 @@ from __future__ import annotations
 from amaranth import unsigned
 from amaranth.lib import data, enum
 
-from sw_model.csr import csr_fields
-from sw_model.geometry import Geometry
+from loongtlb.sw_model.csr import csr_fields
+from loongtlb.sw_model.geometry import Geometry
 
 __all__ = ["Access", "Exc", "InsnOp", "half_layout", "tag_layout", "stlb_entry_layout",
            "mtlb_entry_layout", "csr_layout"]

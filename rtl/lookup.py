@@ -8,7 +8,7 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from sw_model.geometry import Geometry
+from loongtlb.sw_model.geometry import Geometry
 
 from .csrfile import exception_signature, regs_signature
 from .layouts import Access, Exc, half_layout, tag_layout

@@ -7,7 +7,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from sw_model.geometry import Geometry
+from loongtlb.sw_model.geometry import Geometry
 
 from .layouts import mask_groups, tag_layout
 from .util import priority

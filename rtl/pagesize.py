@@ -6,7 +6,7 @@ from amaranth import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from sw_model.geometry import Geometry
+from loongtlb.sw_model.geometry import Geometry
 
 from .layouts import mask_groups
 from .util import case_of

@@ -11,7 +11,7 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from sw_model.geometry import Geometry
+from loongtlb.sw_model.geometry import Geometry
 
 from .layouts import (mask_groups, mtlb_data_layout, mtlb_entry_layout, stlb_entry_layout,
                       tag_layout)

@@ -33,8 +33,8 @@ from amaranth import Cat, Const, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from sw_model.errors import InputError
-from sw_model.geometry import Geometry
+from loongtlb.sw_model.errors import InputError
+from loongtlb.sw_model.geometry import Geometry
 
 from .depth import depth_report
 from .unit import TLBUnit

@@ -8,8 +8,8 @@ from amaranth import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from sw_model.csr import CSR_NAMES
-from sw_model.geometry import Geometry
+from loongtlb.sw_model.csr import CSR_NAMES
+from loongtlb.sw_model.geometry import Geometry
 
 from .csrfile import CSRFile
 from .insn import EntrySource, InstructionUnit

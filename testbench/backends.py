@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from sw_model.errors import InputError
-from sw_model.geometry import Geometry
+from loongtlb.sw_model.errors import InputError
+from loongtlb.sw_model.geometry import Geometry
 
 from .port import Backend, CosimBackend, ModelBackend
 

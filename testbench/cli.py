@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from sw_model.errors import InputError
-from sw_model.geometry import load_geometry
+from loongtlb.sw_model.errors import InputError
+from loongtlb.sw_model.geometry import load_geometry
 
 from .backends import BACKENDS, SIMULATORS, make_backend, progress_bar, say
 
@@ -92,7 +92,7 @@ def cmd_replay(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from rtl.export import convert, format_of
+    from loongtlb.rtl.export import convert, format_of
     from .trace import write_lines
 
     geom = load_geometry(args.config)
@@ -130,7 +130,7 @@ def _readings(geom, choice: str | None, matrix: bool) -> list:
 def cmd_race(args) -> int:
     import json
 
-    from sw_model.kernel.cpu import VARIANTS
+    from loongtlb.sw_model.kernel.cpu import VARIANTS
 
     from .port import Recorder
     from .race import Race, format_table, parse_costs, summarize
@@ -261,7 +261,7 @@ def cmd_fuzz(args) -> int:
 def cmd_synth(args) -> int:
     import json
 
-    from rtl.synth import SynthError, synthesize
+    from loongtlb.rtl.synth import SynthError, synthesize
 
     geom = load_geometry(args.config)
     if args.freq <= 0:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from sw_model.geometry import Geometry
-from sw_model.tlb import ReferenceTLB
+from loongtlb.sw_model.geometry import Geometry
+from loongtlb.sw_model.tlb import ReferenceTLB
 
 from .backends import make_backend
 from .port import Backend, Mismatch

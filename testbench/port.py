@@ -7,8 +7,8 @@ per op; it can record what passes through it as a trace with full expects.
 
 from __future__ import annotations
 
-from sw_model.geometry import Geometry
-from sw_model.tlb import ReferenceTLB
+from loongtlb.sw_model.geometry import Geometry
+from loongtlb.sw_model.tlb import ReferenceTLB
 
 from .trace import OUTPUT_CSRS, Op, format_op, result_to_expect, show
 

@@ -22,11 +22,11 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sw_model.errors import InputError
-from sw_model.geometry import Geometry
-from sw_model.kernel.cpu import VARIANTS, Kernel, Violation
-from sw_model.kernel.mm import VM_READ, VM_SHARED, VM_WRITE, CachedPage, File, Vma
-from sw_model.kernel.pte import MODIFIED, PAGE_SIZE, PROT_PRIVATE_RW, pfn_pte
+from loongtlb.sw_model.errors import InputError
+from loongtlb.sw_model.geometry import Geometry
+from loongtlb.sw_model.kernel.cpu import VARIANTS, Kernel, Violation
+from loongtlb.sw_model.kernel.mm import VM_READ, VM_SHARED, VM_WRITE, CachedPage, File, Vma
+from loongtlb.sw_model.kernel.pte import MODIFIED, PAGE_SIZE, PROT_PRIVATE_RW, pfn_pte
 
 from .backends import make_backend
 from .port import Mismatch, TLBPort

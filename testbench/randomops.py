@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import random
 
-from sw_model.csr import CSR_NAMES
-from sw_model.geometry import Geometry
+from loongtlb.sw_model.csr import CSR_NAMES
+from loongtlb.sw_model.geometry import Geometry
 
 from .trace import Op
 

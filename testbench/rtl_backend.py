@@ -17,10 +17,10 @@ from collections import deque
 from amaranth import Elaboratable, Module
 from amaranth.sim import Simulator
 
-from rtl.layouts import Access, InsnOp
-from rtl.unit import TLBUnit
-from sw_model.csr import CSR, CSR_NAMES
-from sw_model.geometry import Geometry
+from loongtlb.rtl.layouts import Access, InsnOp
+from loongtlb.rtl.unit import TLBUnit
+from loongtlb.sw_model.csr import CSR, CSR_NAMES
+from loongtlb.sw_model.geometry import Geometry
 
 from .port import Backend, instruction_result, translate_result
 from .trace import Op

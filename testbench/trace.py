@@ -13,9 +13,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sw_model.csr import ACCESSES, CSR_NAMES, EXC_NAMES
-from sw_model.errors import InputError, decode_utf8, show_value
-from sw_model.geometry import Geometry
+from loongtlb.sw_model.csr import ACCESSES, CSR_NAMES, EXC_NAMES
+from loongtlb.sw_model.errors import InputError, decode_utf8, show_value
+from loongtlb.sw_model.geometry import Geometry
 
 __all__ = ["Op", "OPS", "EXPECT_KEYS", "OUTPUT_CSRS", "parse_trace", "load_trace", "format_op",
            "write_lines", "result_to_expect", "check_expect"]

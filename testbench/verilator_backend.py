@@ -35,9 +35,9 @@ import struct
 import subprocess
 from pathlib import Path
 
-from sw_model.csr import ACCESSES, CSR, CSR_NAMES, EXC_NAMES
-from sw_model.errors import InputError, show_value
-from sw_model.geometry import NAME_PATTERN, Geometry
+from loongtlb.sw_model.csr import ACCESSES, CSR, CSR_NAMES, EXC_NAMES
+from loongtlb.sw_model.errors import InputError, show_value
+from loongtlb.sw_model.geometry import NAME_PATTERN, Geometry
 
 from .port import Backend, instruction_result, translate_result
 from .replay import ReplayResult, where
@@ -69,7 +69,7 @@ _FIELDS = ("op", "cpu", "expect", "csr", "value", "va", "asid", "inv_op", "acces
 def _codes() -> tuple[dict[str, int], dict[str, int]]:
     """The RTL's access and instruction codes by trace name (Amaranth enums, so imported only
     when a model is built or a batch is sent)."""
-    from rtl.layouts import Access, InsnOp
+    from loongtlb.rtl.layouts import Access, InsnOp
     return ({a: Access[a.upper()].value for a in ACCESSES},
             {op.name.lower(): op.value for op in InsnOp})
 

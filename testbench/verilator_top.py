@@ -10,9 +10,9 @@ from amaranth import Cat, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl.unit import TLBUnit
-from sw_model.csr import CSR_NAMES
-from sw_model.geometry import Geometry
+from loongtlb.rtl.unit import TLBUnit
+from loongtlb.sw_model.csr import CSR_NAMES
+from loongtlb.sw_model.geometry import Geometry
 
 
 class SimTop(wiring.Component):

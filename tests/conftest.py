@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from sw_model.geometry import Geometry, geometry_from_dict, load_geometry
-from testbench.backends import make_backend
-from testbench.port import TLBPort
+from loongtlb.sw_model.geometry import Geometry, geometry_from_dict, load_geometry
+from loongtlb.testbench.backends import make_backend
+from loongtlb.testbench.port import TLBPort
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"

@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import CONFIGS, GEOMS, ROOT, TRACES, need_verilator
-from sw_model.errors import InputError
-from sw_model.geometry import load_geometry
-from testbench.trace import load_trace
+from loongtlb.sw_model.errors import InputError
+from loongtlb.sw_model.geometry import load_geometry
+from loongtlb.testbench.trace import load_trace
 
 BAD = Path(__file__).resolve().parent / "badinput"
 TINY = str(CONFIGS / "tiny.yaml")
@@ -47,8 +47,9 @@ def run_isolated(argv: list[str], tmp_path: Path, watch=()):
     env = {k: v for k, v in os.environ.items() if k != "LOONGTLB_DEBUG"}
     env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"))
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "testbench.cli", *argv], cwd=work, env=env,
-                          capture_output=True, timeout=6 * SECONDS, preexec_fn=_limits)
+    proc = subprocess.run([sys.executable, "-m", "loongtlb.testbench.cli", *argv], cwd=work,
+                          env=env, capture_output=True, timeout=6 * SECONDS,
+                          preexec_fn=_limits)
     elapsed = time.monotonic() - start
     left = sorted(str(p.relative_to(tmp_path)) for d in (work, home, *watch)
                   for p in d.rglob("*"))
@@ -131,7 +132,7 @@ def test_large_files(tmp_path, argv, words):
 
 def test_a_closed_stdout_ends_quietly(tmp_path):
     """``race --json | head -1``: the reader goes away; no BrokenPipeError traceback."""
-    proc = subprocess.Popen([sys.executable, "-m", "testbench.cli", "race", TINY, "--json",
+    proc = subprocess.Popen([sys.executable, "-m", "loongtlb.testbench.cli", "race", TINY, "--json",
                              "--backend", "model", "--schedule", "exhaustive"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
     proc.stdout.readline()
@@ -144,7 +145,7 @@ def test_a_closed_stdout_ends_quietly(tmp_path):
 def test_the_cache_stays_inside_itself(tmp_path, monkeypatch):
     """The Verilator cache builds and prunes only right inside its directory, whatever the
     name it is handed (the geometry loader refuses such names before this)."""
-    from testbench.verilator_backend import _in_cache, prune
+    from loongtlb.testbench.verilator_backend import _in_cache, prune
 
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -241,9 +242,9 @@ def test_the_harness_takes_only_what_python_takes(tmp_path, line):
     """The Verilator harness parses the common form of a line itself and hands anything
     else back to Python: a line it runs, Python must take too, with the same outcome."""
     need_verilator()
-    from testbench.replay import replay
-    from testbench.port import ModelBackend
-    from testbench.verilator_backend import build, replay_file
+    from loongtlb.testbench.replay import replay
+    from loongtlb.testbench.port import ModelBackend
+    from loongtlb.testbench.verilator_backend import build, replay_file
 
     path = tmp_path / "one.jsonl"
     path.write_text(line + "\n")

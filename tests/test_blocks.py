@@ -10,17 +10,17 @@ from amaranth import Elaboratable, Module
 from amaranth.sim import Simulator
 
 from conftest import GEOMS
-from rtl.csrfile import CSRFile
-from rtl.insn import InstructionUnit
-from rtl.layouts import mask_groups
-from rtl.lookup import LookupPort
-from rtl.match import Match
-from rtl.pagesize import PageSize
-from rtl.replacement import Replacement
-from rtl.storage import MTLB, STLB
-from rtl.unit import BLOCKS
-from sw_model.csr import CSR, CSR_NAMES
-from sw_model.tlb import Entry, ReferenceTLB
+from loongtlb.rtl.csrfile import CSRFile
+from loongtlb.rtl.insn import InstructionUnit
+from loongtlb.rtl.layouts import mask_groups
+from loongtlb.rtl.lookup import LookupPort
+from loongtlb.rtl.match import Match
+from loongtlb.rtl.pagesize import PageSize
+from loongtlb.rtl.replacement import Replacement
+from loongtlb.rtl.storage import MTLB, STLB
+from loongtlb.rtl.unit import BLOCKS
+from loongtlb.sw_model.csr import CSR, CSR_NAMES
+from loongtlb.sw_model.tlb import Entry, ReferenceTLB
 
 
 def simulate(design, bench):

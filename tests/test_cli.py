@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from conftest import CONFIGS, TRACES
-from testbench.cli import main
+from loongtlb.testbench.cli import main
 
 TINY = str(CONFIGS / "tiny.yaml")
 
@@ -50,10 +50,10 @@ def test_replay_model_passes(capsys, trace):
 
 def test_replay_progress(capsys, monkeypatch):
     """After each batch that passed: the ops done so far; on a terminal, a bar on stderr."""
-    from sw_model.geometry import load_geometry
-    from testbench.port import ModelBackend
-    from testbench.replay import replay
-    from testbench.trace import load_trace
+    from loongtlb.sw_model.geometry import load_geometry
+    from loongtlb.testbench.port import ModelBackend
+    from loongtlb.testbench.replay import replay
+    from loongtlb.testbench.trace import load_trace
 
     geom = load_geometry(TINY)
     ops = load_trace(TRACES / "refill.jsonl", geom)
@@ -80,7 +80,7 @@ def test_replay_reports_the_first_failing_line(capsys):
 def test_console_script_never_prints_a_traceback(tmp_path):
     bad = tmp_path / "g.yaml"
     bad.write_text("name: x\nvalen: [\n")
-    proc = subprocess.run([sys.executable, "-m", "testbench.cli", "info", str(bad)],
+    proc = subprocess.run([sys.executable, "-m", "loongtlb.testbench.cli", "info", str(bad)],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr

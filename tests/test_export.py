@@ -5,8 +5,8 @@ import subprocess
 import pytest
 
 from conftest import CONFIGS, GEOMS, need_tool
-from rtl.export import TOP_NAME, convert
-from testbench.cli import main
+from loongtlb.rtl.export import TOP_NAME, convert
+from loongtlb.testbench.cli import main
 
 PRESETS = ["tiny", "la32r", "la464"]
 #: the only warnings Verilator raises on Yosys-written Verilog by construction: constants

@@ -5,10 +5,10 @@ import sys
 import pytest
 
 from conftest import CONFIGS, GEOMS, ROOT
-from testbench.backends import make_backend
-from testbench.cli import main
-from testbench.fuzz import coverage_bins, fuzz, shrink, still_fails
-from testbench.trace import load_trace
+from loongtlb.testbench.backends import make_backend
+from loongtlb.testbench.cli import main
+from loongtlb.testbench.fuzz import coverage_bins, fuzz, shrink, still_fails
+from loongtlb.testbench.trace import load_trace
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import mutants  # noqa: E402
@@ -55,7 +55,7 @@ def test_shrink_keeps_the_failure_and_shortens_it():
 
 def test_failing_fuzz_writes_and_shrinks(monkeypatch, tmp_path, capsys):
     factory = _factory("TLBRD copies G to one half only")
-    monkeypatch.setattr("testbench.fuzz.make_backend", factory)
+    monkeypatch.setattr("loongtlb.testbench.fuzz.make_backend", factory)
     out = tmp_path / "fail.jsonl"
     code = main(["fuzz", str(CONFIGS / "tiny.yaml"), "--ops", "3000", "--seed", "1",
                  "--shrink", "--out", str(out), "--vcd", str(tmp_path / "fail.vcd")])

@@ -4,9 +4,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import GEOMS
-from sw_model.tlb import ReferenceTLB
-from testbench.backends import make_backend
-from testbench.port import TLBPort
+from loongtlb.sw_model.tlb import ReferenceTLB
+from loongtlb.testbench.backends import make_backend
+from loongtlb.testbench.port import TLBPort
 
 TINY = GEOMS["tiny"]
 U64 = st.integers(0, (1 << 64) - 1)

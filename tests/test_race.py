@@ -14,10 +14,10 @@ import sys
 import pytest
 
 from conftest import CONFIGS, GEOMS, need_verilator
-from sw_model.kernel.cpu import VARIANTS, Cpu
-from testbench.cli import main
-from testbench.race import (RACE_VA, Race, Summary, combinations, format_matrix, matrix_rows,
-                            summarize)
+from loongtlb.sw_model.kernel.cpu import VARIANTS, Cpu
+from loongtlb.testbench.cli import main
+from loongtlb.testbench.race import (RACE_VA, Race, Summary, combinations, format_matrix,
+                                     matrix_rows, summarize)
 
 PRE, MM, FULL = VARIANTS
 READINGS = ("manual", "ignore")

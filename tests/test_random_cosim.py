@@ -8,10 +8,10 @@ from collections import Counter
 
 import pytest
 
-from testbench.backends import make_backend
-from testbench.port import Mismatch
-from testbench.randomops import RandomOps
-from testbench.trace import format_op
+from loongtlb.testbench.backends import make_backend
+from loongtlb.testbench.port import Mismatch
+from loongtlb.testbench.randomops import RandomOps
+from loongtlb.testbench.trace import format_op
 
 from conftest import GEOMS, need_verilator
 

@@ -6,15 +6,15 @@ import pytest
 from amaranth.sim import Simulator
 
 from conftest import CONFIGS, GEOMS, TRACES, need_verilator
-from rtl.layouts import Access, InsnOp
-from rtl.insn import InstructionUnit
-from rtl.unit import TLBUnit
-from sw_model.csr import CSR
-from sw_model.tlb import ReferenceTLB
-from testbench.backends import make_backend
-from testbench.cli import main
-from testbench.port import TLBPort
-from testbench.trace import Op
+from loongtlb.rtl.layouts import Access, InsnOp
+from loongtlb.rtl.insn import InstructionUnit
+from loongtlb.rtl.unit import TLBUnit
+from loongtlb.sw_model.csr import CSR
+from loongtlb.sw_model.tlb import ReferenceTLB
+from loongtlb.testbench.backends import make_backend
+from loongtlb.testbench.cli import main
+from loongtlb.testbench.port import TLBPort
+from loongtlb.testbench.trace import Op
 from tlbutil import elo, fill, write
 
 #: (op, args, the instruction unit's latency table entry): the most cycles it may take,

@@ -6,7 +6,7 @@ import pytest
 from amaranth import Module, Signal
 from amaranth.sim import Simulator
 
-from rtl.util import decoder, first_one, lowest_one, onehot_index, onehot_mux
+from loongtlb.rtl.util import decoder, first_one, lowest_one, onehot_index, onehot_mux
 
 
 def _run(m, bench):

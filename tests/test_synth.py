@@ -10,9 +10,9 @@ from amaranth import Shape
 from amaranth.lib.wiring import In
 
 from conftest import CONFIGS, GEOMS, need_fpga_tools
-from rtl.synth import SynthError, check_fit, fmax_of
-from rtl.unit import TLBUnit
-from testbench.cli import main
+from loongtlb.rtl.synth import SynthError, check_fit, fmax_of
+from loongtlb.rtl.unit import TLBUnit
+from loongtlb.testbench.cli import main
 
 
 def _port_bits(geom) -> tuple[int, int]:
@@ -94,12 +94,12 @@ def test_does_not_fit():
 def test_a_failed_run_on_the_command_line(capsys, monkeypatch):
     """A design that does not fit: exit 1, the reason on stderr, and with --json a JSON
     document on stdout all the same."""
-    import rtl.synth
+    import loongtlb.rtl.synth
 
     def no_fit(geom, target, *args, **kwargs):
         check_fit(geom.name, target, "lp384", {"SB_LUT4": 6622})
 
-    monkeypatch.setattr(rtl.synth, "synthesize", no_fit)
+    monkeypatch.setattr(loongtlb.rtl.synth, "synthesize", no_fit)
     code = main(["synth", str(CONFIGS / "tiny.yaml"), "--target", "ice40", "--device",
                  "lp384", "--json"])
     out, err = capsys.readouterr()
@@ -128,7 +128,7 @@ def test_serial_wrapper_shifts_every_input_in():
     from amaranth import Value
     from amaranth.sim import Simulator
 
-    from rtl.synth import RegisteredIO
+    from loongtlb.rtl.synth import RegisteredIO
     wrapper = RegisteredIO(GEOMS["tiny"], serial=True)
     assert set(wrapper.signature.members) == {"sin", "sout"}
     unit = wrapper.unit
@@ -159,13 +159,13 @@ def test_a_tool_failure_says_why(tmp_path, monkeypatch):
     reported with its exit status and the last line it wrote, never an empty reason."""
     import subprocess
 
-    import rtl.synth
+    import loongtlb.rtl.synth
 
     def dies(args, cwd, stdout, stderr):
         stdout.write("reading top.il\nwasm trap: out of memory\n\n\n")
         return subprocess.CompletedProcess(args, 137)
 
-    monkeypatch.setattr(rtl.synth.subprocess, "run", dies)
+    monkeypatch.setattr(loongtlb.rtl.synth.subprocess, "run", dies)
     with pytest.raises(SynthError, match=r"yosys failed \(exit status 137\): wasm trap: out "
                                          r"of memory$"):
-        rtl.synth._run("yosys", [], tmp_path, "yosys.log")
+        loongtlb.rtl.synth._run("yosys", [], tmp_path, "yosys.log")

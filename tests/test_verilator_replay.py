@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from conftest import CONFIGS, GEOMS, TRACES, need_verilator
-from testbench.backends import make_backend
-from testbench.cli import main
-from testbench.replay import replay
-from testbench.trace import load_trace
+from loongtlb.testbench.backends import make_backend
+from loongtlb.testbench.cli import main
+from loongtlb.testbench.replay import replay
+from loongtlb.testbench.trace import load_trace
 
 BAD = Path(__file__).resolve().parent / "badinput" / "traces"
 
@@ -19,7 +19,7 @@ BAD = Path(__file__).resolve().parent / "badinput" / "traces"
 @pytest.fixture(scope="module")
 def exe():
     need_verilator()
-    from testbench.verilator_backend import build
+    from loongtlb.testbench.verilator_backend import build
     return build(GEOMS["tiny"])
 
 
@@ -34,7 +34,7 @@ def python_replay(path):
 
 
 def harness_replay(path, exe):
-    from testbench.verilator_backend import replay_file
+    from loongtlb.testbench.verilator_backend import replay_file
     return replay_file(GEOMS["tiny"], path, exe)
 
 
@@ -158,7 +158,7 @@ def test_old_builds_are_pruned(tmp_path):
     """Each source version builds anew; only the newest three per geometry stay cached."""
     import os
 
-    from testbench.verilator_backend import prune
+    from loongtlb.testbench.verilator_backend import prune
     for i in range(5):
         d = tmp_path / f"tiny-{i:016x}"
         d.mkdir()
@@ -175,7 +175,7 @@ def test_the_cache_key_is_the_code_this_process_runs(exe, monkeypatch):
     """RTL files edited on disk after this process imported them do not change the key: the
     model is built from the imported code, so a key read from the files again would file a
     build of the old code under the new code's name."""
-    from testbench.verilator_backend import build
+    from loongtlb.testbench.verilator_backend import build
     read = Path.read_text
 
     def edited(self, *args, **kwargs):
@@ -195,7 +195,7 @@ def test_a_cached_model_runs_without_amaranth(exe, tmp_path):
     trace.write_text('{"op": "csrwr", "csr": "ASID", "value": "0x5"}\n'
                      '{"op": "csrrd", "csr": "ASID", "expect": "0xa0005"}\n')
     probe = ("import os, subprocess, sys\n"
-             "from testbench.cli import main\n"
+             "from loongtlb.testbench.cli import main\n"
              "run = subprocess.run\n"
              "def refuse(cmd, *a, **k):\n"
              "    assert not os.path.basename(cmd[0]).startswith('verilator'), cmd\n"
@@ -203,7 +203,7 @@ def test_a_cached_model_runs_without_amaranth(exe, tmp_path):
              "subprocess.run = refuse\n"
              f"code = main(['replay', {str(CONFIGS / 'tiny.yaml')!r}, {str(trace)!r},\n"
              "             '--backend', 'rtl', '--sim', 'verilator'])\n"
-             "bad = sorted(m for m in sys.modules if m.startswith(('amaranth', 'rtl')))\n"
+             "bad = sorted(m for m in sys.modules if m.startswith(('amaranth', 'loongtlb.rtl')))\n"
              "print(code, bad)\n")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parent.parent)

@@ -50,5 +50,5 @@ def exc(tlb, va, access="load"):
 
 
 def csrs(tlb):
-    from sw_model.csr import CSR_NAMES
+    from loongtlb.sw_model.csr import CSR_NAMES
     return {name: tlb.csrrd(name) for name in CSR_NAMES}
