@@ -41,8 +41,9 @@ def main():
     parser.add_argument("--no-place", action="store_true",
                         help="stop after Yosys: resources and the deepest paths only")
     parser.add_argument("--json", help="also write the reports to this file")
+    parser.add_argument("--markdown", metavar="FILE", help="also write a markdown table")
     args = parser.parse_args()
-    reports = []
+    reports, rows = [], []
     for name in args.configs:
         geom = load_geometry(ROOT / "configs" / f"{name}.yaml")
         if args.latency:
@@ -56,9 +57,24 @@ def main():
             met, text = TARGETS[name](report)
             print(f"  target       {text}: {'met' if met else 'NOT met'}")
         reports.append(report.as_json())
+        rows.append(_row(name, geom, report.as_json()))
         sys.stdout.flush()
+    if args.markdown:
+        Path(args.markdown).write_text(
+            "| preset | lookup latency | LUT4 sites (LUT RAMs) | FFs | block RAMs | Fmax | "
+            "deepest path (levels) |\n|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+            + "\n")
     if args.json:
         Path(args.json).write_text(json.dumps(reports, indent=2) + "\n")
+
+
+def _row(name, geom, r) -> str:
+    fmax = (f"{r['fmax_mhz']:.1f} MHz" + ("" if r.get("routed") else ", placed")
+            if r.get("fmax_mhz") else "not placed")
+    deepest = r.get("depth", {}).get("paths", [{}])[0]
+    path = (f"{deepest['levels']}: {deepest['from']} -> {deepest['to']}" if deepest else "-")
+    return (f"| {name} | {geom.lookup_latency} | {r['lut_sites']:,} ({r.get('lut_rams', 0)}) | "
+            f"{r['ffs']:,} | {r['brams']} | {fmax} | {path} |")
 
 
 if __name__ == "__main__":

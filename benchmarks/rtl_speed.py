@@ -1,6 +1,6 @@
 """Simulation speed and Verilog export time.
 
-    python benchmarks/rtl_speed.py [--ops N] [--replay-ops M]
+    python benchmarks/rtl_speed.py [--ops N] [--replay-ops M] [--markdown FILE]
 
 Random operations (testbench.randomops, seed 7) on tiny and la464 through: the reference
 model alone; the RTL alone and in cosim, in Amaranth's simulator (pysim) and compiled by
@@ -8,7 +8,8 @@ Verilator, one op per exchange; then ``loongtlb replay --backend rtl --sim veril
 M-op trace with every expect (default 1,000,000), end to end in a fresh process, where the
 harness parses and checks the trace itself, with the RTL clock cycles it reports (per op
 and per second), and the same for a trace on two CPUs, which the harness runs side by
-side; then the time to export la464 to Verilog.
+side; then the time to export la464 to Verilog. ``--markdown FILE`` writes the table as
+docs/performance.md carries it.
 Building a Verilator model is cached and not counted (the first run builds it); writing the
 replay trace (with the model) is not counted either.
 """
@@ -71,7 +72,9 @@ def main():
     parser.add_argument("--ops", type=int, default=2000, help="ops per pysim run (x20 else)")
     parser.add_argument("--replay-ops", type=int, default=1_000_000,
                         help="ops in the replayed trace")
+    parser.add_argument("--markdown", metavar="FILE", help="also write the table as markdown")
     args = parser.parse_args()
+    rows = []
     print(f"{'geometry':8s} {'model':>9s} {'pysim rtl':>10s} {'pysim cosim':>12s} "
           f"{'verilator rtl':>14s} {'verilator cosim':>16s} {'verilator replay':>17s} "
           f"{'replay, 2 CPUs':>15s}   (ops/s)")
@@ -94,11 +97,23 @@ def main():
             per_op = cycles / args.replay_ops
             print(f"{'':8s} replay: {cycles:,} RTL cycles, {per_op:.2f} per op, "
                   f"{v_replay * per_op:,.0f} cycles/s end to end", flush=True)
+            rows.append(f"| {name} | {model:,.0f} | {p_rtl:,.0f} | {p_cosim:,.0f} | "
+                        f"{v_rtl:,.0f} | {v_cosim:,.0f} | {v_replay:,.0f} | {v_replay2:,.0f} | "
+                        f"{per_op:.2f} |")
     geom = load_geometry(ROOT / "configs" / "la464.yaml")
     start = time.perf_counter()
     text = convert(geom)
-    print(f"la464 export to Verilog: {time.perf_counter() - start:.1f} s "
-          f"({len(text.splitlines())} lines)")
+    export = time.perf_counter() - start
+    print(f"la464 export to Verilog: {export:.1f} s ({len(text.splitlines())} lines)")
+    if args.markdown:
+        Path(args.markdown).write_text(
+            "| geometry | model | pysim rtl | pysim cosim | verilator rtl | verilator cosim "
+            "| verilator replay | replay, 2 CPUs | RTL cycles per op |\n"
+            "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
+            f"Operations per second: {args.ops * 20:,} random ops (model, Verilator), "
+            f"{args.ops:,} (pysim), one op per exchange; replay: a {args.replay_ops:,}-op "
+            f"trace end to end. la464 exports to Verilog in {export:.1f} s "
+            f"({len(text.splitlines()):,} lines).\n")
 
 
 if __name__ == "__main__":

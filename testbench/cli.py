@@ -168,17 +168,18 @@ def cmd_race(args) -> int:
         reports.append(summarize(race, variant, args.schedule, results))
         if recorder is not None:
             from .trace import write_lines
-            write_lines(_variant_path(args.trace, variant, several), recorder.lines)
+            path = _variant_path(args.trace, variant, several)
+            write_lines(path, recorder.lines)
+            say(f"wrote {path} ({len(recorder.lines)} ops)")
+        if vcd:
+            say(f"wrote {vcd}")
     elapsed = time.perf_counter() - start
     if sys.stderr.isatty() and args.schedule == "exhaustive":
         print("", file=sys.stderr)
     failed = any(r["violations"] or r["mismatches"] for r in reports)
-    if args.json:
-        print(json.dumps(reports if several else reports[0], indent=2))
-        print(f"race: {elapsed:.2f} s", file=sys.stderr)
-    else:
-        print(format_table(reports, costs, race))
-        print(f"{elapsed:.2f} s")
+    print(json.dumps(reports if several else reports[0], indent=2) if args.json
+          else format_table(reports, costs, race))
+    print(f"race: {elapsed:.2f} s", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -292,16 +293,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("info", help="geometry summary")
-    p.add_argument("config")
+    p.add_argument("config", help="a geometry YAML file (configs/*.yaml)")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("export", help="Verilog (.v) or RTLIL (.il) of the TLB unit")
-    p.add_argument("config")
-    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.add_argument("config", help="a geometry YAML file")
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="FILE.v (Verilog) or FILE.il (RTLIL)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("race", help="the kernel's lost-race fault path on several CPUs")
-    p.add_argument("config")
+    p.add_argument("config", help="a geometry YAML file (GRLEN 64, 16 KiB pages)")
     p.add_argument("--scenario", choices=SCENARIOS, default=None,
                    help="anon (default), cow (a store race), file-private, file-shared")
     p.add_argument("--access", choices=("load", "store"), default=None,
@@ -330,12 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_race)
 
     p = sub.add_parser("fuzz", help="constrained-random operations, model and RTL compared")
-    p.add_argument("config")
-    p.add_argument("--ops", type=int, default=10000)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--cpus", type=int, default=1)
-    p.add_argument("--backend", choices=("rtl", "cosim"), default="cosim")
-    p.add_argument("--sim", choices=SIMULATORS, default="pysim")
+    p.add_argument("config", help="a geometry YAML file")
+    p.add_argument("--ops", type=int, default=10000, help="operations (default 10000)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.add_argument("--cpus", type=int, default=1, help="TLBs, 1 to 8 (default 1)")
+    p.add_argument("--backend", choices=("rtl", "cosim"), default="cosim",
+                   help="default cosim")
+    p.add_argument("--sim", choices=SIMULATORS, default="pysim", help="default pysim")
     p.add_argument("--shrink", action="store_true", help="shrink a failing run to a short trace")
     p.add_argument("--vcd", metavar="FILE", help="waveform of the shrunk failing trace")
     p.add_argument("--out", metavar="FILE", help="where a failing run's trace goes "
@@ -344,8 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="FPGA resources and Fmax (Yosys and nextpnr, the fpga "
                        "extra)")
-    p.add_argument("config")
-    p.add_argument("--target", choices=("ecp5", "ice40"), required=True)
+    p.add_argument("config", help="a geometry YAML file")
+    p.add_argument("--target", choices=("ecp5", "ice40"), required=True, help="FPGA family")
     p.add_argument("--device", help="ecp5: 25k 45k 85k ... (default 85k); ice40: hx1k hx8k "
                    "up5k ... (default hx8k)")
     p.add_argument("--speed", help="ECP5 speed grade 6, 7 or 8 (default 8)")
@@ -362,11 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("replay", help="run a trace and check every expect")
-    p.add_argument("config")
-    p.add_argument("trace")
-    p.add_argument("--backend", choices=BACKENDS, default="cosim")
-    p.add_argument("--sim", choices=SIMULATORS, default="pysim")
-    p.add_argument("--vcd", metavar="FILE")
+    p.add_argument("config", help="a geometry YAML file")
+    p.add_argument("trace", help="a JSON Lines trace (docs/spec/interfaces.md section 3)")
+    p.add_argument("--backend", choices=BACKENDS, default="cosim", help="default cosim")
+    p.add_argument("--sim", choices=SIMULATORS, default="pysim", help="default pysim")
+    p.add_argument("--vcd", metavar="FILE", help="write a waveform (pysim)")
     p.set_defaults(func=cmd_replay)
     return parser
 

@@ -572,9 +572,14 @@ def format_table(reports: list[dict], costs: dict[str, int], race: Race) -> str:
 
 
 
+#: the matrix's short names of the exceptions
+SHORT = {"TLBR": "R", "PIL": "L", "PIS": "S", "PIF": "F", "PME": "M", "PNR": "NR", "PNX": "NX",
+         "PPI": "PP"}
+
+
 def _cell_exc(counts: dict) -> str:
-    return " ".join(f"{k}" + (f"×{_num(v)}" if v != 1 else "") for k, v in counts.items()) \
-        or "-"
+    return " ".join(SHORT.get(k, k) + (f"×{_num(v)}" if v != 1 else "")
+                    for k, v in counts.items()) or "-"
 
 
 def matrix_rows(geom: Geometry, schedule: str = "canonical", backend: str = "model",
@@ -605,7 +610,7 @@ def format_matrix(reports: list[dict], geom: Geometry) -> str:
     first = reports[0]
     lines = [f"`tlbfill_ne: {geom.tlbfill_ne}` on {geom.name}, {first['schedule']} schedule"
              f"{' (exceptions: means per schedule)' if several else ''}, backend "
-             f"{first['backend']}", "",
+             f"{first['backend']}; R TLBR, L PIL, S PIS, M PME", "",
              "| scenario | access | prefault | page cache | " + " | ".join(VARIANTS) +
              " | update_mmu_tlb sites (full-series) |",
              "|---|---|---|---|" + "---|" * len(VARIANTS) + "---|"]

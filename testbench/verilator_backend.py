@@ -226,7 +226,10 @@ def build(geom: Geometry, progress=None) -> Path:
            "--x-assign", "fast", "--x-initial", "fast", "-O3", "-CFLAGS", "-O1",
            "-MAKEFLAGS", "OPT_FAST=-O2",
            "-CFLAGS", f"-I{tmp}", f"{TOP}.v", "harness.cpp", "-o", "sim"]
-    proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+    from loongtlb.rtl.synth import run_with_heartbeat
+    proc = run_with_heartbeat(cmd, progress or (lambda message: None),
+                              f"building the Verilator model of {geom.name}", cwd=tmp,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"verilator failed for {geom.name}:\n{proc.stderr[-3000:]}")
     shutil.rmtree(root, ignore_errors=True)

@@ -145,6 +145,7 @@ def test_matrix_cli_both_readings(capsys):
                  "--tlbfill-ne", "both"]) == 0
     out = capsys.readouterr().out
     assert "`tlbfill_ne: manual`" in out and "`tlbfill_ne: ignore`" in out
+    assert "| anon | load | none | - | R L / R L×2 · w✓ l✗ |" in out
     assert out.count("| file-shared | store | read | warm |") == 2
     assert "FAIL" not in out
     assert main(["race", str(CONFIGS / "tiny.yaml"), "--matrix", "--backend", "model",

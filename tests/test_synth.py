@@ -4,6 +4,7 @@ la464 and la32r take minutes to place and route; they belong to benchmarks/fpga.
 """
 
 import json
+import sys
 
 import pytest
 from amaranth import Shape
@@ -161,11 +162,24 @@ def test_a_tool_failure_says_why(tmp_path, monkeypatch):
 
     import loongtlb.rtl.synth
 
-    def dies(args, cwd, stdout, stderr):
+    def dies(cmd, say, stage, cwd, stdout, stderr):
         stdout.write("reading top.il\nwasm trap: out of memory\n\n\n")
-        return subprocess.CompletedProcess(args, 137)
+        return subprocess.CompletedProcess(cmd, 137)
 
-    monkeypatch.setattr(loongtlb.rtl.synth.subprocess, "run", dies)
+    monkeypatch.setattr(loongtlb.rtl.synth, "run_with_heartbeat", dies)
     with pytest.raises(SynthError, match=r"yosys failed \(exit status 137\): wasm trap: out "
                                          r"of memory$"):
         loongtlb.rtl.synth._run("yosys", [], tmp_path, "yosys.log")
+
+
+def test_a_long_step_beats_on_a_terminal(monkeypatch):
+    """A step of minutes (a Verilator build, Yosys, nextpnr) says how long it has run, on a
+    terminal, every few seconds."""
+    import loongtlb.rtl.synth
+
+    said = []
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    done = loongtlb.rtl.synth.run_with_heartbeat(
+        [sys.executable, "-c", "import time; time.sleep(0.35)"], said.append, "step",
+        every=0.1)
+    assert done.returncode == 0 and len(said) >= 2 and said[0].startswith("step: ")
