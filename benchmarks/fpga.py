@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from loongtlb.rtl.synth import synthesize  # noqa: E402
+from loongtlb.testbench.synth import synthesize  # noqa: E402
 from loongtlb.sw_model.geometry import load_geometry  # noqa: E402
 
 TARGETS = {

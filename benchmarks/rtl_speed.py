@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 from loongtlb.rtl.export import convert  # noqa: E402
 from loongtlb.sw_model.geometry import load_geometry  # noqa: E402
 from loongtlb.testbench.backends import make_backend  # noqa: E402
-from loongtlb.testbench.port import ModelBackend, Recorder  # noqa: E402
+from loongtlb.testbench.backends import ModelBackend
+from loongtlb.testbench.port import Recorder  # noqa: E402
 from loongtlb.testbench.randomops import RandomOps  # noqa: E402
 from loongtlb.testbench.trace import write_lines  # noqa: E402
 

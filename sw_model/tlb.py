@@ -147,6 +147,11 @@ class ReferenceTLB:
         for i, entry in enumerate(self.mtlb):
             yield base + i, entry, entry.ps
 
+    def matches(self, va: int, asid: int) -> list[tuple[int, Entry, int]]:
+        """Every entry that matches ``va`` under ``asid`` (D7: lowest Index first), as
+        (Index, entry, PS); changes nothing."""
+        return self._matches(va, asid)
+
     def _matches(self, va: int, asid: int) -> list[tuple[int, Entry, int]]:
         """Every matching slot in Index order: E = 1, G or ASID equal, VPPN above PS + 1.
         V is not part of the match (D6). The MTLB is looked up through a tag index (the same

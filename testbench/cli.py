@@ -262,7 +262,7 @@ def cmd_fuzz(args) -> int:
 def cmd_synth(args) -> int:
     import json
 
-    from loongtlb.rtl.synth import SynthError, synthesize
+    from .synth import SynthError, synthesize
 
     geom = load_geometry(args.config)
     if args.freq <= 0:

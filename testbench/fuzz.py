@@ -14,7 +14,7 @@ from loongtlb.sw_model.geometry import Geometry
 from loongtlb.sw_model.tlb import ReferenceTLB
 
 from .backends import make_backend
-from .port import Backend, Mismatch
+from .backends import Backend, Mismatch
 from .randomops import RandomOps
 from .trace import Op, format_op
 
@@ -77,7 +77,7 @@ class Coverage:
         if kind == "translate":
             exc = result["exc"]
             self._hit(f"{op.args['access']} {exc}")
-            hits = tlb._matches(op.args["va"], tlb.asid)
+            hits = tlb.matches(op.args["va"], tlb.asid)
             self._hit(f"translate hit {self._bank(hits[0][0])}" if hits else "translate miss")
         elif kind == "tlbsrch":
             found = not result["TLBIDX"] >> 31
@@ -140,11 +140,12 @@ class FuzzResult:
 
 
 def _shadow(backend: Backend, geom: Geometry, cpus: int):
-    """The reference TLBs coverage reads: cosim's own model, else a model run beside."""
-    model = getattr(backend, "model", None)
-    if model is not None:
-        return model.tlbs, None
-    from .port import ModelBackend
+    """The reference TLBs coverage reads: the backend's own (cosim's checker), else those of
+    a model run beside it."""
+    tlbs = [backend.reference(cpu) for cpu in range(cpus)]
+    if None not in tlbs:
+        return tlbs, None
+    from .backends import ModelBackend
     shadow = ModelBackend(geom, cpus)
     return shadow.tlbs, shadow
 

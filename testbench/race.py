@@ -29,7 +29,8 @@ from loongtlb.sw_model.kernel.mm import VM_READ, VM_SHARED, VM_WRITE, CachedPage
 from loongtlb.sw_model.kernel.pte import MODIFIED, PAGE_SIZE, PROT_PRIVATE_RW, pfn_pte
 
 from .backends import make_backend
-from .port import Mismatch, TLBPort
+from .backends import Mismatch
+from .port import TLBPort
 
 SCENARIOS = ("anon", "cow", "file-private", "file-shared")
 ACCESSES = ("load", "store")
@@ -257,7 +258,7 @@ class Race:
         kernel = Kernel(variant, self.geom.asid_bits, ports)
         kernel.race_va = RACE_VA
         for cpu, port in zip(kernel.cpus, ports, strict=True):
-            port.on_op = cpu.count_op
+            port.observer = cpu
         mm = kernel.new_mm("parent")
         mm.users = self.cpus                          # one thread per CPU
         vma = Vma(VMA_START, VMA_START + VMA_PAGES * PAGE_SIZE, VM_READ | VM_WRITE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .port import Backend, Mismatch
+from .backends import Backend, Mismatch
 from .trace import Op, check_expect, show
 
 

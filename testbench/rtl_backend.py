@@ -22,7 +22,7 @@ from loongtlb.rtl.unit import TLBUnit
 from loongtlb.sw_model.csr import CSR, CSR_NAMES
 from loongtlb.sw_model.geometry import Geometry
 
-from .port import Backend, instruction_result, translate_result
+from .backends import Backend, instruction_result, translate_result
 from .trace import Op
 
 #: an instruction that has not finished after this many cycles is a hang

@@ -39,7 +39,7 @@ from loongtlb.sw_model.csr import ACCESSES, CSR, CSR_NAMES, EXC_NAMES
 from loongtlb.sw_model.errors import InputError, show_value
 from loongtlb.sw_model.geometry import NAME_PATTERN, Geometry
 
-from .port import Backend, instruction_result, translate_result
+from .backends import Backend, instruction_result, translate_result
 from .replay import ReplayResult, where
 from .trace import (_BOOL_KEYS, EXPECT_KEYS, MAX_CPUS, OPS, OUTPUT_CSRS, Op, check_expect,
                     parse_line)
@@ -226,7 +226,7 @@ def build(geom: Geometry, progress=None) -> Path:
            "--x-assign", "fast", "--x-initial", "fast", "-O3", "-CFLAGS", "-O1",
            "-MAKEFLAGS", "OPT_FAST=-O2",
            "-CFLAGS", f"-I{tmp}", f"{TOP}.v", "harness.cpp", "-o", "sim"]
-    from loongtlb.rtl.synth import run_with_heartbeat
+    from .synth import run_with_heartbeat
     proc = run_with_heartbeat(cmd, progress or (lambda message: None),
                               f"building the Verilator model of {geom.name}", cwd=tmp,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

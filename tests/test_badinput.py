@@ -243,7 +243,7 @@ def test_the_harness_takes_only_what_python_takes(tmp_path, line):
     else back to Python: a line it runs, Python must take too, with the same outcome."""
     need_verilator()
     from loongtlb.testbench.replay import replay
-    from loongtlb.testbench.port import ModelBackend
+    from loongtlb.testbench.backends import ModelBackend
     from loongtlb.testbench.verilator_backend import build, replay_file
 
     path = tmp_path / "one.jsonl"

@@ -51,7 +51,7 @@ def test_replay_model_passes(capsys, trace):
 def test_replay_progress(capsys, monkeypatch):
     """After each batch that passed: the ops done so far; on a terminal, a bar on stderr."""
     from loongtlb.sw_model.geometry import load_geometry
-    from loongtlb.testbench.port import ModelBackend
+    from loongtlb.testbench.backends import ModelBackend
     from loongtlb.testbench.replay import replay
     from loongtlb.testbench.trace import load_trace
 

@@ -1,7 +1,7 @@
 """rtl.depth: the deepest register-to-register paths of a mapped netlist, on netlists made
 here cell by cell, where the answer can be counted by hand."""
 
-from loongtlb.rtl.depth import depth_report
+from loongtlb.testbench.depth import depth_report
 
 FF = {"CLK": "input", "DI": "input", "LSR": "input", "Q": "output"}
 LUT = {"A": "input", "B": "input", "C": "input", "D": "input", "Z": "output"}

@@ -1,6 +1,7 @@
 """The package as a user installs it: a wheel built from this checkout, installed into a
 fresh virtual environment, imports as loongtlb.* only and runs there."""
 
+import shutil
 import subprocess
 import sys
 import venv
@@ -16,8 +17,15 @@ def run(*cmd, **kwargs):
 
 
 def test_a_wheel_in_a_fresh_environment(tmp_path):
+    # built from a copy, so that setuptools' build/ stays out of the checkout
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "rtl", "sw_model", "testbench"):
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
+        copy(ROOT / name, src / name, **({"ignore": shutil.ignore_patterns("__pycache__")}
+                                       if (ROOT / name).is_dir() else {}))
     dist = tmp_path / "dist"
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, ROOT)
+    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, src)
     wheel = next(dist.glob("loongtlb-*.whl"))
     env = tmp_path / "env"
     venv.create(env, with_pip=True)

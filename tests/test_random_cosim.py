@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from loongtlb.testbench.backends import make_backend
-from loongtlb.testbench.port import Mismatch
+from loongtlb.testbench.backends import Mismatch
 from loongtlb.testbench.randomops import RandomOps
 from loongtlb.testbench.trace import format_op
 

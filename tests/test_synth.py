@@ -11,7 +11,7 @@ from amaranth import Shape
 from amaranth.lib.wiring import In
 
 from conftest import CONFIGS, GEOMS, need_fpga_tools
-from loongtlb.rtl.synth import SynthError, check_fit, fmax_of
+from loongtlb.testbench.synth import SynthError, check_fit, fmax_of
 from loongtlb.rtl.unit import TLBUnit
 from loongtlb.testbench.cli import main
 
@@ -95,12 +95,12 @@ def test_does_not_fit():
 def test_a_failed_run_on_the_command_line(capsys, monkeypatch):
     """A design that does not fit: exit 1, the reason on stderr, and with --json a JSON
     document on stdout all the same."""
-    import loongtlb.rtl.synth
+    import loongtlb.testbench.synth
 
     def no_fit(geom, target, *args, **kwargs):
         check_fit(geom.name, target, "lp384", {"SB_LUT4": 6622})
 
-    monkeypatch.setattr(loongtlb.rtl.synth, "synthesize", no_fit)
+    monkeypatch.setattr(loongtlb.testbench.synth, "synthesize", no_fit)
     code = main(["synth", str(CONFIGS / "tiny.yaml"), "--target", "ice40", "--device",
                  "lp384", "--json"])
     out, err = capsys.readouterr()
@@ -129,7 +129,7 @@ def test_serial_wrapper_shifts_every_input_in():
     from amaranth import Value
     from amaranth.sim import Simulator
 
-    from loongtlb.rtl.synth import RegisteredIO
+    from loongtlb.rtl.wrapper import RegisteredIO
     wrapper = RegisteredIO(GEOMS["tiny"], serial=True)
     assert set(wrapper.signature.members) == {"sin", "sout"}
     unit = wrapper.unit
@@ -160,26 +160,26 @@ def test_a_tool_failure_says_why(tmp_path, monkeypatch):
     reported with its exit status and the last line it wrote, never an empty reason."""
     import subprocess
 
-    import loongtlb.rtl.synth
+    import loongtlb.testbench.synth
 
     def dies(cmd, say, stage, cwd, stdout, stderr):
         stdout.write("reading top.il\nwasm trap: out of memory\n\n\n")
         return subprocess.CompletedProcess(cmd, 137)
 
-    monkeypatch.setattr(loongtlb.rtl.synth, "run_with_heartbeat", dies)
+    monkeypatch.setattr(loongtlb.testbench.synth, "run_with_heartbeat", dies)
     with pytest.raises(SynthError, match=r"yosys failed \(exit status 137\): wasm trap: out "
                                          r"of memory$"):
-        loongtlb.rtl.synth._run("yosys", [], tmp_path, "yosys.log")
+        loongtlb.testbench.synth._run("yosys", [], tmp_path, "yosys.log")
 
 
 def test_a_long_step_beats_on_a_terminal(monkeypatch):
     """A step of minutes (a Verilator build, Yosys, nextpnr) says how long it has run, on a
     terminal, every few seconds."""
-    import loongtlb.rtl.synth
+    import loongtlb.testbench.synth
 
     said = []
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    done = loongtlb.rtl.synth.run_with_heartbeat(
+    done = loongtlb.testbench.synth.run_with_heartbeat(
         [sys.executable, "-c", "import time; time.sleep(0.35)"], said.append, "step",
         every=0.1)
     assert done.returncode == 0 and len(said) >= 2 and said[0].startswith("step: ")

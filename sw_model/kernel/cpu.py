@@ -142,8 +142,9 @@ class Cpu(FaultPaths):
         return any(self.kernel.cpus[c].irqs_off for c in arg)
 
     # ---- TLB ports and counting -----------------------------------------------------------
-    def count_op(self, op, result) -> None:
-        """Port hook: count TLB instructions; check that no multi-hit is ever raised."""
+    def op_done(self, op, result) -> None:
+        """The port's observer: count TLB instructions; check that no multi-hit is ever
+        raised."""
         if self.kernel.counting and op.kind in TLB_INSNS:
             self.tlb_ops[op.kind] += 1
         if result.get("multi_hit"):

@@ -1,8 +1,9 @@
 """FPGA synthesis and place-and-route of the TLB unit: LUTs, flip-flops, block RAMs, Fmax.
 
 The flow is Yosys and nextpnr compiled to WebAssembly (the YoWASP packages of the ``fpga``
-extra), so it needs nothing but pip. The unit sits in :class:`RegisteredIO`, which puts a
-flip-flop on every input and output: every timing path then starts and ends at a register of
+extra), so it needs nothing but pip. The unit sits in
+:class:`~loongtlb.rtl.wrapper.RegisteredIO`, which puts a flip-flop on every input and
+output: every timing path then starts and ends at a register of
 the design, and the translation path (set index, STLB read, match, select, checks) is timed
 whole.
 
@@ -14,7 +15,7 @@ whole.
 
 Resources are the mapped cells Yosys counts (LUT4s, flip-flops, block RAMs); Fmax is what
 nextpnr's timing analysis reports after routing, and the critical path is the one it names.
-The deepest paths in logic levels (:mod:`rtl.depth`) come from Yosys's netlist alone: they
+The deepest paths in logic levels (:mod:`.depth`) come from Yosys's netlist alone: they
 name the long paths of a design whose routing takes hours.
 """
 
@@ -29,16 +30,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from amaranth import Cat, Const, Module, Signal, Value
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
-
+from loongtlb.rtl.wrapper import RegisteredIO
 from loongtlb.sw_model.errors import InputError
 from loongtlb.sw_model.geometry import Geometry
 
 from .depth import depth_report
-from .unit import TLBUnit
-from .util import connect_ports
 
 TOP = "loongtlb_fpga"
 
@@ -70,42 +66,6 @@ TARGETS = {
 }
 
 
-class RegisteredIO(wiring.Component):
-    """The TLB unit with a register on every input and output.
-
-    With ``serial=False`` the ports are the unit's own. With ``serial=True`` there are two:
-    ``sin`` shifts through the input registers, and ``sout`` is the end of a shift register
-    that every output register is XORed into, so no register can be optimised away.
-    """
-
-    def __init__(self, geom: Geometry, serial: bool = False):
-        self.unit = TLBUnit(geom)
-        self.serial = serial
-        if serial:
-            super().__init__({"sin": In(1), "sout": Out(1)})
-        else:
-            super().__init__(dict(self.unit.signature.members))
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.unit = unit = self.unit
-        if not self.serial:
-            connect_ports(m, self, unit, "sync")
-            return m
-        ins, outs = [], []
-        for _path, member, value in unit.signature.flatten(unit):
-            (ins if member.flow == In else outs).append(Value.cast(value))
-        in_regs = Signal(sum(len(v) for v in ins))
-        m.d.sync += in_regs.eq(Cat(self.sin, in_regs[:-1]))
-        m.d.comb += Cat(*ins).eq(in_regs)
-        out_regs = Signal(sum(len(v) for v in outs))
-        chain = Signal(len(out_regs))
-        m.d.sync += [out_regs.eq(Cat(*outs)),
-                     chain.eq(Cat(Const(0, 1), chain[:-1]) ^ out_regs)]
-        m.d.comb += self.sout.eq(chain[-1])
-        return m
-
-
 #: LUT4 sites one ECP5 16x4 LUT RAM takes: two slices of storage and the slice that holds
 #: its write port (Lattice's ECP5 family data sheet, distributed RAM)
 LUT_RAM_SITES = 6
@@ -131,7 +91,7 @@ class SynthReport:
     #: 16x4 LUT RAMs (ECP5), which take LUT4 sites that ``luts`` does not count
     lut_rams: int = 0
     critical_path: dict = field(default_factory=dict)
-    #: :func:`rtl.depth.depth_report` of the mapped netlist: the deepest paths in levels
+    #: :func:`.depth.depth_report` of the mapped netlist: the deepest paths in levels
     depth: dict = field(default_factory=dict)
     cells: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
@@ -170,7 +130,7 @@ class SynthReport:
                          f"({cp['logic_ns']:.2f} ns logic in {cp['levels']} cells, "
                          f"{cp['routing_ns']:.2f} ns routing)")
         if self.depth.get("paths"):
-            lines.append("  deepest paths, in logic levels (a LUT4 is 1; rtl/depth.py):")
+            lines.append("  deepest paths, in logic levels (a LUT4 is 1; testbench/depth.py):")
             lines += [f"    {p['levels']:5.1f}  {p['from']} -> {p['to']}  ({p['ends']} "
                       f"endpoint{'s' if p['ends'] > 1 else ''})" for p in self.depth["paths"]]
             bins = list(self.depth["endpoints"].items())[:8]
