@@ -106,6 +106,89 @@ class EntrySource(wiring.Component):
         return m
 
 
+class InstructionMatch(wiring.Component):
+    """The instruction unit's match and the sets it reads. Its key, latched when an
+    instruction is accepted (so that the match starts from flip-flops): INVTLB's VA and ASID
+    operands, else TLBEHI's (or TLBREHI's) VPPN and the current ASID. It matches the STLB
+    set whose rows are out and every MTLB entry (TLBSRCH, INVTLB op 5/6, and INVTLB op 2-4's
+    ASID test); gives the STLB sets TLBFILL, TLBSRCH and INVTLB op 5/6 select (D1), the next
+    set of INVTLB op 2-4's sweep, and the MTLB entries TLBCLR and INVTLB op 2-4 clear (D15,
+    D16). Combinational but for the key: 0 cycles.
+
+    Members
+    -------
+    accept, op, va, asid : In
+        The instruction being accepted and its operands.
+    src_vppn, cur_asid, stlbps, inv_op : In
+        The VPPN TLBWR/TLBFILL write, ASID.ASID, STLBPS, the latched INVTLB op.
+    stlb_tags, stlb_e, stlb_care, sweep_from : In (with an STLB)
+        The tags and E bits of the set whose rows are out, the STLB's compare bits, the
+        sets the sweep may visit next.
+    mtlb_tags, mtlb_cares, mtlb_e : In
+    stlb_hits, stlb_asid_eq, mtlb_hits : Out
+    fill_set, srch_set, inv_set, sweep_set : Out (with an STLB)
+    clr_mtlb, inv_mtlb : Out
+    """
+
+    LATENCY = {"every output": 0, "key": 1}
+
+    def __init__(self, geom: Geometry):
+        self.geom = geom
+        W, S, M = geom.stlb_ways, geom.stlb_sets, geom.mtlb_entries
+        sets = max(1, geom.set_bits)
+        members = {
+            "accept": In(1), "op": In(InsnOp), "va": In(geom.grlen), "asid": In(10),
+            "src_vppn": In(geom.vppn_bits), "cur_asid": In(geom.asid_bits), "stlbps": In(6),
+            "inv_op": In(5),
+            "mtlb_tags": In(data.ArrayLayout(tag_layout(geom), M)),
+            "mtlb_cares": In(data.ArrayLayout(geom.vppn_bits, M)), "mtlb_e": In(M),
+            "mtlb_hits": Out(M), "clr_mtlb": Out(M), "inv_mtlb": Out(M),
+        }
+        if geom.has_stlb:
+            members.update(
+                stlb_tags=In(data.ArrayLayout(tag_layout(geom), W)), stlb_e=In(W),
+                stlb_care=In(geom.vppn_bits), sweep_from=In(S),
+                stlb_hits=Out(W), stlb_asid_eq=Out(W), fill_set=Out(sets), srch_set=Out(sets),
+                inv_set=Out(sets), sweep_set=Out(sets))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        g = self.geom
+        W, M = g.stlb_ways, g.mtlb_entries
+        m = Module()
+        key_vpn = Signal(g.vppn_bits, name="key_vpn")
+        key_asid = Signal(g.asid_bits, name="key_asid")
+        with m.If(self.accept):
+            is_inv = self.op == InsnOp.INVTLB
+            m.d.sync += [key_vpn.eq(Mux(is_inv, self.va[13:g.valen], self.src_vppn)),
+                         key_asid.eq(Mux(is_inv, self.asid[:g.asid_bits], self.cur_asid))]
+        if W:
+            for name, vpn in (("fill_set", self.src_vppn), ("srch_set", self.src_vppn),
+                              ("inv_set", self.va[13:g.valen])):
+                sets = m.submodules[name] = PageSize(g, set=True)
+                m.d.comb += [sets.ps.eq(self.stlbps), sets.vpn.eq(vpn),
+                             getattr(self, name).eq(sets.set)]
+            s = m.submodules.stlb_match = Match(g, W)
+            for w in range(W):
+                m.d.comb += [s.tags[w].eq(self.stlb_tags[w]), s.cares[w].eq(self.stlb_care)]
+            m.d.comb += [s.e.eq(self.stlb_e), s.key_vpn.eq(key_vpn), s.key_asid.eq(key_asid),
+                         self.stlb_hits.eq(s.hits), self.stlb_asid_eq.eq(s.asid_eq),
+                         self.sweep_set.eq(first_one(m, self.sweep_from, "sweep_next"))]
+        mm = m.submodules.mtlb_match = Match(g, M)
+        tags = [self.mtlb_tags[i] for i in range(M)]
+        for i in range(M):
+            m.d.comb += [mm.tags[i].eq(tags[i]), mm.cares[i].eq(self.mtlb_cares[i])]
+        m.d.comb += [mm.e.eq(self.mtlb_e), mm.key_vpn.eq(key_vpn), mm.key_asid.eq(key_asid),
+                     self.mtlb_hits.eq(mm.hits)]
+        # From registers only (the current ASID; the latched op and ASID): logic per entry
+        # that no operand input reaches, so a simulator does not evaluate it again for every
+        # change of an input.
+        m.d.comb += [self.clr_mtlb.eq(Cat(~t.g & (t.asid == self.cur_asid) for t in tags)),
+                     self.inv_mtlb.eq(Cat(_invtlb_cond(self.inv_op, t.g, mm.asid_eq[i])
+                                          for i, t in enumerate(tags)))]
+        return m
+
+
 class InstructionUnit(wiring.Component):
     """The TLB instructions, one at a time, as an FSM. Its cycles, from accepting an
     instruction to the edge after ``done`` (``sets``: the STLB's sets), are :data:`CYCLES`.
@@ -172,9 +255,9 @@ class InstructionUnit(wiring.Component):
                 self._fill(m, c)
             with m.State("SRCH"):
                 # compare; the hit vectors go to registers, the lowest hit is taken next cycle
-                m.d.sync += [c.srch_m_hits.eq(c.mm.hits), c.srch_set.eq(c.cur_set)]
+                m.d.sync += [c.srch_m_hits.eq(c.match.mtlb_hits), c.srch_set.eq(c.cur_set)]
                 if g.has_stlb:
-                    m.d.sync += c.srch_s_hits.eq(c.s.hits)
+                    m.d.sync += c.srch_s_hits.eq(c.match.stlb_hits)
                 m.next = "SRCH_HIT"
             with m.State("SRCH_HIT"):
                 self._search_hit(m, c)
@@ -189,9 +272,10 @@ class InstructionUnit(wiring.Component):
             with m.State("PAGE"):
                 m.d.comb += c.done.eq(1)
                 op5 = c.inv_op == 5
-                m.d.comb += c.mtlb_clear.eq(c.mm.hits & ~Mux(op5, Cat(t.g for t in c.tags), 0))
+                m.d.comb += c.mtlb_clear.eq(c.match.mtlb_hits &
+                                            ~Mux(op5, Cat(t.g for t in c.tags), 0))
                 if g.has_stlb:
-                    c.clear_stlb_set(c.cur_set, [c.s.hits[w] & ~(op5 & r.tag.g)
+                    c.clear_stlb_set(c.cur_set, [c.match.stlb_hits[w] & ~(op5 & r.tag.g)
                                                  for w, r in enumerate(c.rows)])
                 m.next = "IDLE"
             with m.State("SWEEP"):
@@ -255,58 +339,30 @@ class InstructionUnit(wiring.Component):
         return c
 
     def _matches(self, m, c) -> None:
-        """The instruction match (TLBSRCH, INVTLB), the sets it reads, the sweep's search,
-        and the MTLB entries TLBCLR and INVTLB op 2-4 clear; decoding that is heavy in
-        combinational logic goes in a module of its own (cheaper to simulate)."""
+        """The instruction match, the sets it reads, the sets the instructions select."""
         g = self.geom
-        W, S, M = g.stlb_ways, g.stlb_sets, g.mtlb_entries
-        m.submodules.decode = dm = Module()
-
-        def set_of(name, vpn):
-            sets = dm.submodules[name] = PageSize(g, set=True)
-            dm.d.comb += [sets.ps.eq(c.stlbps), sets.vpn.eq(vpn)]
-            return sets.set
-
-        src_vppn = c.entry.entry.tag.vppn
-        # the key is chosen when the instruction is accepted and held in a register, so the
-        # match starts from flip-flops, not from the operation decode
-        key_vpn = Signal(g.vppn_bits, name="key_vpn")
-        key_asid = Signal(g.asid_bits, name="key_asid")
-        with m.If(c.accept):
-            is_inv = c.req.op == InsnOp.INVTLB
-            m.d.sync += [key_vpn.eq(Mux(is_inv, c.req.va[13:g.valen], src_vppn)),
-                         key_asid.eq(Mux(is_inv, c.req.asid[:g.asid_bits], c.cur_asid))]
+        W, S = g.stlb_ways, g.stlb_sets
+        c.match = mt = m.submodules.match = InstructionMatch(g)
+        m.d.comb += [mt.accept.eq(c.accept), mt.op.eq(c.req.op), mt.va.eq(c.req.va),
+                     mt.asid.eq(c.req.asid), mt.src_vppn.eq(c.entry.entry.tag.vppn),
+                     mt.cur_asid.eq(c.cur_asid), mt.stlbps.eq(c.stlbps), mt.inv_op.eq(c.inv_op),
+                     mt.mtlb_tags.eq(self.mtlb_tags), mt.mtlb_cares.eq(self.mtlb_cares),
+                     mt.mtlb_e.eq(self.mtlb_e)]
         c.rd_set = Signal(max(1, g.set_bits), name="rd_set")      # set read in this cycle
         c.cur_set = Signal(max(1, g.set_bits), name="cur_set")    # set whose rows are out
         m.d.sync += c.cur_set.eq(c.rd_set)
         if W:
-            c.fill_set = set_of("fill_set", src_vppn)
-            m.d.comb += [self.fill_set.eq(c.fill_set), self.stlb.addr.eq(c.rd_set),
-                         self.stlb_e.addr.eq(c.cur_set)]
+            c.fill_set = mt.fill_set
             c.rows = [self.stlb.rows[w] for w in range(W)]
-            c.s = s = dm.submodules.stlb_match = Match(g, W)
-            for w in range(W):
-                dm.d.comb += [s.tags[w].eq(c.rows[w].tag), s.cares[w].eq(self.stlb_care)]
-            dm.d.comb += [s.e.eq(self.stlb_e.e), s.key_vpn.eq(key_vpn), s.key_asid.eq(key_asid)]
+            m.d.comb += [self.fill_set.eq(mt.fill_set), self.stlb.addr.eq(c.rd_set),
+                         self.stlb_e.addr.eq(c.cur_set), mt.stlb_e.eq(self.stlb_e.e),
+                         mt.stlb_care.eq(self.stlb_care)]
+            m.d.comb += [mt.stlb_tags[w].eq(c.rows[w].tag) for w in range(W)]
             # INVTLB op 2-4 visit only the STLB sets that hold a valid entry
             c.sweep_todo = Signal(S, name="sweep_todo")     # occupied sets not yet read
             c.sweep_rows = Signal(name="sweep_rows")        # cur_set is one of them
-            c.sweep_from = Signal(S, name="sweep_from")
-            c.sweep_set = first_one(dm, c.sweep_from, "sweep_set")
-            c.key_set_src = set_of("srch_set", src_vppn)
-            c.key_set_va = set_of("inv_set", c.req.va[13:g.valen])
-        c.mm = mm = dm.submodules.mtlb_match = Match(g, M)
-        for i in range(M):
-            dm.d.comb += [mm.tags[i].eq(c.tags[i]), mm.cares[i].eq(self.mtlb_cares[i])]
-        dm.d.comb += [mm.e.eq(self.mtlb_e), mm.key_vpn.eq(key_vpn), mm.key_asid.eq(key_asid)]
-        # The MTLB entries TLBCLR and INVTLB op 2-4 clear, from registers only (the current
-        # ASID; the latched op and ASID): logic per entry that no operand input reaches, so a
-        # simulator does not evaluate it again for every change of an input.
-        c.clr_mtlb = Signal(M, name="tlbclr_mtlb")
-        c.inv_mtlb = Signal(M, name="invtlb_mtlb")
-        m.d.comb += [c.clr_mtlb.eq(Cat(~t.g & (t.asid == c.cur_asid) for t in c.tags)),
-                     c.inv_mtlb.eq(Cat(_invtlb_cond(c.inv_op, t.g, mm.asid_eq[i])
-                                       for i, t in enumerate(c.tags)))]
+            c.sweep_from = mt.sweep_from
+            c.sweep_set, c.key_set_src, c.key_set_va = mt.sweep_set, mt.srch_set, mt.inv_set
 
     def _idle(self, m, c) -> None:
         """Accept an instruction; the one-cycle ones finish here."""
@@ -347,7 +403,7 @@ class InstructionUnit(wiring.Component):
                     with m.If(~c.in_stlb):
                         m.d.comb += done.eq(1)
                     with m.If(c.in_mtlb):
-                        m.d.comb += c.mtlb_clear.eq(c.clr_mtlb)
+                        m.d.comb += c.mtlb_clear.eq(c.match.clr_mtlb)
                 with m.Case(InsnOp.TLBSRCH):
                     if W:
                         m.d.comb += c.rd_set.eq(c.key_set_src)
@@ -450,14 +506,15 @@ class InstructionUnit(wiring.Component):
         last = Const(1)
         if self.geom.has_stlb:
             with m.If(c.sweep_rows):
-                c.clear_stlb_set(c.cur_set, [_invtlb_cond(c.inv_op, r.tag.g, c.s.asid_eq[w])
+                asid_eq = c.match.stlb_asid_eq
+                c.clear_stlb_set(c.cur_set, [_invtlb_cond(c.inv_op, r.tag.g, asid_eq[w])
                                              for w, r in enumerate(c.rows)])
             m.d.comb += c.rd_set.eq(c.sweep_set)
             m.d.sync += [c.sweep_todo.bit_select(c.sweep_set, 1).eq(0),
                          c.sweep_rows.eq(c.sweep_todo.any())]
             last = ~c.sweep_todo.any()
         with m.If(last):
-            m.d.comb += [c.done.eq(1), c.mtlb_clear.eq(c.inv_mtlb)]
+            m.d.comb += [c.done.eq(1), c.mtlb_clear.eq(c.match.inv_mtlb)]
             m.next = "IDLE"
 
     def _apply(self, m, c, fsm) -> None:
