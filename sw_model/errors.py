@@ -7,8 +7,9 @@ The command line turns an InputError into one line on stderr and exit status 2.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
-__all__ = ["InputError", "show_value", "decode_utf8"]
+__all__ = ["InputError", "show_value", "decode_utf8", "open_input", "reading"]
 
 #: about how much of a bad value a message quotes
 SHOW_LIMIT = 60
@@ -83,3 +84,23 @@ def decode_utf8(data: bytes, where: str, first_line: int = 1) -> str:
         column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
         raise InputError(f"{where}:{line}: column {column}: byte 0x{data[err.start]:02x} is "
                          "not UTF-8 (the file must be UTF-8 text)") from None
+
+
+def open_input(path, what: str):
+    """``path`` opened for binary reading, or bad input saying why not (missing, a
+    directory, unreadable); ``what`` names what the file should have been."""
+    with reading(path, what):
+        return open(path, "rb")
+
+
+@contextmanager
+def reading(path, what: str):
+    """Turn the OS errors of opening or reading ``path`` into bad input."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not {what}") from None
+    except OSError as err:
+        raise InputError(f"{path}: cannot read: {err.strerror or err}") from None

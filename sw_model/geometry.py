@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import InputError, decode_utf8, show_value
+from .errors import InputError, decode_utf8, open_input, reading, show_value
 
 __all__ = ["Geometry", "Slot", "load_geometry", "geometry_from_dict"]
 
@@ -334,15 +334,8 @@ _StrictLoader.add_constructor("tag:yaml.org,2002:int", _bounded_int)
 def read_input(path: Path, limit: int, what: str) -> bytes:
     """At most ``limit`` bytes of a file, or bad input saying why not (missing, a
     directory, unreadable, larger than ``limit``)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(limit + 1)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not {what}") from None
-    except OSError as err:
-        raise InputError(f"{path}: cannot read: {err.strerror or err}") from None
+    with open_input(path, what) as f, reading(path, what):
+        data = f.read(limit + 1)
     if len(data) > limit:
         raise InputError(f"{path}: larger than {limit // 1024} KiB: not {what}")
     return data

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loongtlb.sw_model.csr import ACCESSES, CSR_NAMES, EXC_NAMES
-from loongtlb.sw_model.errors import InputError, decode_utf8, show_value
+from loongtlb.sw_model.errors import InputError, decode_utf8, open_input, reading, show_value
 from loongtlb.sw_model.geometry import Geometry
 
 __all__ = ["Op", "OPS", "EXPECT_KEYS", "OUTPUT_CSRS", "parse_trace", "load_trace", "format_op",
@@ -263,21 +263,8 @@ def load_trace(path, geom: Geometry) -> list[Op]:
     """Read a trace file as a stream: a line at a time, each line and the op count
     bounded, so that an endless or binary file ends in bad input, not in memory."""
     path = Path(path)
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a trace file") from None
-    except OSError as err:
-        raise InputError(f"{path}: cannot read: {err.strerror or err}") from None
-    with f:
-        try:
-            return _parse_lines(_read_lines(f, str(path)), str(path), geom)
-        except IsADirectoryError:
-            raise InputError(f"{path}: is a directory, not a trace file") from None
-        except OSError as err:
-            raise InputError(f"{path}: cannot read: {err.strerror or err}") from None
+    with open_input(path, "a trace file") as f, reading(path, "a trace file"):
+        return _parse_lines(_read_lines(f, str(path)), str(path), geom)
 
 
 # ---- results, expects and writing -----------------------------------------------------------
