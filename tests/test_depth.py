@@ -1,4 +1,4 @@
-"""rtl.depth: the deepest register-to-register paths of a mapped netlist, on netlists made
+"""testbench.depth: the deepest register-to-register paths of a mapped netlist, on netlists made
 here cell by cell, where the answer can be counted by hand."""
 
 from loongtlb.testbench.depth import depth_report
