@@ -11,8 +11,8 @@ from amaranth.lib.wiring import In, Out
 from loongtlb.sw_model.geometry import Geometry
 
 from .csrfile import insn_csr_signature, regs_signature
-from .layouts import (InsnOp, csr_layout, half_layout, mask_groups, mtlb_entry_layout,
-                      stlb_entry_layout, tag_layout)
+from .layouts import (InsnOp, csr_layout, half_layout, mask_groups, mtlb_data_layout,
+                      mtlb_entry_layout, stlb_entry_layout, tag_layout)
 from .match import Match
 from .pagesize import PageSize
 from .storage import (mtlb_read_signature, mtlb_write_signature, stlb_e_signature,
@@ -189,6 +189,112 @@ class InstructionMatch(wiring.Component):
         return m
 
 
+class EntryRead(wiring.Component):
+    """TLBRD's readout (D8, D18): the entry at TLBIDX.Index, from the STLB row read a cycle
+    before (the set of the Index) or from the MTLB, whether it holds one, and what TLBRD
+    writes of it (G into both TLBELO words). Combinational: 0 cycles.
+
+    Members
+    -------
+    in_stlb, in_mtlb, way, entry : In
+        Which bank the Index names, the STLB way, the MTLB entry.
+    stlb_rows, stlb_e, stlbps : In (with an STLB)
+        The rows and E bits of the Index's set, STLBPS (an STLB entry's PS).
+    mtlb_tags, mtlb_data, mtlb_e : In
+        The MTLB's tags, the data of ``entry``, its E bits.
+    present, vppn, ps, asid, elo0, elo1 : Out
+    """
+
+    LATENCY = {"every output": 0}
+
+    def __init__(self, geom: Geometry):
+        self.geom = geom
+        W, M = geom.stlb_ways, geom.mtlb_entries
+        members = {
+            "in_stlb": In(1), "in_mtlb": In(1), "entry": In(range(max(2, M))),
+            "mtlb_tags": In(data.ArrayLayout(tag_layout(geom), M)),
+            "mtlb_data": In(mtlb_data_layout(geom)), "mtlb_e": In(M),
+            "present": Out(1), "vppn": Out(geom.vppn_bits), "ps": Out(6),
+            "asid": Out(geom.asid_bits), "elo0": Out(csr_layout(geom, "TLBELO0")),
+            "elo1": Out(csr_layout(geom, "TLBELO1")),
+        }
+        if W:
+            members.update(way=In(range(max(2, W))), stlbps=In(6), stlb_e=In(W),
+                           stlb_rows=In(data.ArrayLayout(stlb_entry_layout(geom), W)))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        g = self.geom
+        m = Module()
+        entry = Signal(mtlb_entry_layout(g), name="entry_read")
+        m_sel = Signal(mtlb_entry_layout(g), name="mtlb_entry")
+        tags = [self.mtlb_tags[i] for i in range(g.mtlb_entries)]
+        m.d.comb += [m_sel.tag.eq(Array(t.as_value() for t in tags)[self.entry]),
+                     m_sel.ps.eq(self.mtlb_data.ps), m_sel.lo0.eq(self.mtlb_data.lo0),
+                     m_sel.lo1.eq(self.mtlb_data.lo1)]
+        m_present = bit_at(self.mtlb_e, self.entry) & self.in_mtlb
+        if g.has_stlb:
+            rows = [self.stlb_rows[w] for w in range(g.stlb_ways)]
+            row = stlb_entry_layout(g)(Array(r.as_value() for r in rows)[self.way])
+            with m.If(self.in_stlb):
+                m.d.comb += [entry.tag.eq(row.tag), entry.lo0.eq(row.lo0),
+                             entry.lo1.eq(row.lo1), entry.ps.eq(self.stlbps),
+                             self.present.eq(bit_at(self.stlb_e, self.way))]
+            with m.Else():
+                m.d.comb += [entry.eq(m_sel), self.present.eq(m_present)]
+        else:
+            m.d.comb += [entry.eq(m_sel), self.present.eq(m_present)]
+        m.d.comb += [self.vppn.eq(entry.tag.vppn), self.ps.eq(entry.ps),
+                     self.asid.eq(entry.tag.asid)]
+        m.d.comb += _elo_from_half(g, self.elo0, entry.lo0, entry.tag.g)
+        m.d.comb += _elo_from_half(g, self.elo1, entry.lo1, entry.tag.g)
+        return m
+
+
+class SearchResult(wiring.Component):
+    """TLBSRCH's result (D6, D7): the hit vectors of its compare and the set compared, kept
+    in registers (``capture``), then the lowest hit, the STLB's before the MTLB's, as an
+    Index, and whether more than one entry matched. 1 cycle from ``capture``.
+
+    Members
+    -------
+    capture, stlb_hits, mtlb_hits, set : In
+    found, index, multi : Out
+    """
+
+    LATENCY = {"result": 1}
+
+    def __init__(self, geom: Geometry):
+        self.geom = geom
+        members = {"capture": In(1), "mtlb_hits": In(geom.mtlb_entries),
+                   "found": Out(1), "index": Out(geom.index_bits), "multi": Out(1)}
+        if geom.has_stlb:
+            members.update(stlb_hits=In(geom.stlb_ways), set=In(max(1, geom.set_bits)))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        g = self.geom
+        m = Module()
+        m_hits = Signal(g.mtlb_entries, name="mtlb_hits_r")
+        with m.If(self.capture):
+            m.d.sync += m_hits.eq(self.mtlb_hits)
+        _oh, m_first, m_hit, m_multi = priority(m, m_hits, "mtlb_first")
+        if g.has_stlb:
+            s_hits = Signal(g.stlb_ways, name="stlb_hits_r")
+            set_ = Signal(max(1, g.set_bits), name="set_r")
+            with m.If(self.capture):
+                m.d.sync += [s_hits.eq(self.stlb_hits), set_.eq(self.set)]
+            _oh, s_first, s_hit, s_multi = priority(m, s_hits, "stlb_first")
+            m.d.comb += [self.index.eq(Mux(s_hit, Cat(set_[:g.set_bits], s_first),
+                                           g.stlb_entries + m_first)),
+                         self.multi.eq(s_multi | m_multi | (s_hit & m_hit)),
+                         self.found.eq(s_hit | m_hit)]
+        else:
+            m.d.comb += [self.index.eq(g.stlb_entries + m_first), self.multi.eq(m_multi),
+                         self.found.eq(m_hit)]
+        return m
+
+
 class InstructionUnit(wiring.Component):
     """The TLB instructions, one at a time, as an FSM. Its cycles, from accepting an
     instruction to the edge after ``done`` (``sets``: the STLB's sets), are :data:`CYCLES`.
@@ -255,14 +361,14 @@ class InstructionUnit(wiring.Component):
                 self._fill(m, c)
             with m.State("SRCH"):
                 # compare; the hit vectors go to registers, the lowest hit is taken next cycle
-                m.d.sync += [c.srch_m_hits.eq(c.match.mtlb_hits), c.srch_set.eq(c.cur_set)]
-                if g.has_stlb:
-                    m.d.sync += c.srch_s_hits.eq(c.match.stlb_hits)
+                m.d.comb += c.search.capture.eq(1)
                 m.next = "SRCH_HIT"
             with m.State("SRCH_HIT"):
-                self._search_hit(m, c)
+                m.d.comb += [c.done.eq(1), c.cw.srch.eq(1)]
+                m.next = "IDLE"
             with m.State("RD"):
-                self._read(m, c)
+                m.d.comb += [c.done.eq(1), c.cw.rd.eq(1)]
+                m.next = "IDLE"
             with m.State("CLR"):
                 m.d.comb += c.done.eq(1)
                 if g.has_stlb:
@@ -332,11 +438,27 @@ class InstructionUnit(wiring.Component):
         def clear_stlb_set(set_, cond_per_way):
             m.d.comb += [c.stlb_waddr.eq(set_), c.clear_way.eq(Cat(cond_per_way))]
         c.clear_stlb_set = clear_stlb_set
-        # TLBSRCH's hit vectors, between its compare and its lowest hit
-        c.srch_m_hits = Signal(M, name="srch_mtlb_hits")
-        c.srch_s_hits = Signal(max(1, W), name="srch_stlb_hits")
-        c.srch_set = Signal(set_bits, name="srch_set_r")
+        self._results(m, c)
         return c
+
+    def _results(self, m, c) -> None:
+        """TLBSRCH's and TLBRD's results, written to the CSRs in their last state."""
+        g = self.geom
+        c.cw = cw = self.csr_write
+        c.search = sr = m.submodules.search = SearchResult(g)
+        m.d.comb += [sr.mtlb_hits.eq(c.match.mtlb_hits), cw.srch_found.eq(sr.found),
+                     cw.srch_index.eq(sr.index), self.multi.eq(sr.multi & cw.srch)]
+        rd = m.submodules.read = EntryRead(g)
+        m.d.comb += [rd.in_stlb.eq(c.in_stlb), rd.in_mtlb.eq(c.in_mtlb), rd.entry.eq(c.idx_m),
+                     rd.mtlb_tags.eq(self.mtlb_tags), rd.mtlb_data.eq(self.mtlb.data),
+                     rd.mtlb_e.eq(self.mtlb_e),
+                     cw.rd_present.eq(rd.present), cw.rd_vppn.eq(rd.vppn), cw.rd_ps.eq(rd.ps),
+                     cw.rd_asid.eq(rd.asid), cw.rd_elo0.eq(rd.elo0), cw.rd_elo1.eq(rd.elo1)]
+        if g.has_stlb:
+            m.d.comb += [sr.stlb_hits.eq(c.match.stlb_hits), sr.set.eq(c.cur_set),
+                         rd.way.eq(c.idx_way), rd.stlbps.eq(c.stlbps),
+                         rd.stlb_e.eq(self.stlb_e.e)]
+            m.d.comb += [rd.stlb_rows[w].eq(c.rows[w]) for w in range(g.stlb_ways)]
 
     def _matches(self, m, c) -> None:
         """The instruction match, the sets it reads, the sets the instructions select."""
@@ -452,51 +574,6 @@ class InstructionUnit(wiring.Component):
             m.d.comb += [c.mtlb_write.eq(1), c.mtlb_waddr.eq(self.mtlb_slot),
                          c.step_mtlb.eq(self.mtlb_full),
                          req.slot.eq(g.stlb_entries + self.mtlb_slot)]
-        m.next = "IDLE"
-
-    def _search_hit(self, m, c) -> None:
-        """TLBSRCH's lowest hit, the STLB's before the MTLB's (D6, D7)."""
-        g = self.geom
-        m.d.comb += c.done.eq(1)
-        _oh, m_first, m_hit, m_multi = priority(m, c.srch_m_hits, "srch_mtlb_first")
-        if g.has_stlb:
-            _oh, s_first, s_hit, s_multi = priority(m, c.srch_s_hits, "srch_stlb_first")
-            slot = Mux(s_hit, Cat(c.srch_set[:g.set_bits], s_first), g.stlb_entries + m_first)
-            multi = s_multi | m_multi | (s_hit & m_hit)
-        else:
-            s_hit, slot, multi = Const(0), g.stlb_entries + m_first, m_multi
-        cw = self.csr_write
-        m.d.comb += [cw.srch.eq(1), cw.srch_found.eq(s_hit | m_hit), cw.srch_index.eq(slot),
-                     self.multi.eq(multi)]
-        m.next = "IDLE"
-
-    def _read(self, m, c) -> None:
-        """TLBRD of the slot TLBIDX.Index names (D8, D18)."""
-        g = self.geom
-        m.d.comb += c.done.eq(1)
-        entry = Signal(mtlb_entry_layout(g), name="rd_entry")
-        present = Signal(name="rd_present")
-        m_sel = Signal(mtlb_entry_layout(g), name="rd_mtlb_entry")
-        rd_data = self.mtlb.data
-        m.d.comb += [m_sel.tag.eq(Array(t.as_value() for t in c.tags)[c.idx_m]),
-                     m_sel.ps.eq(rd_data.ps), m_sel.lo0.eq(rd_data.lo0),
-                     m_sel.lo1.eq(rd_data.lo1)]
-        m_e = bit_at(self.mtlb_e, c.idx_m)
-        if g.has_stlb:
-            row = stlb_entry_layout(g)(Array(r.as_value() for r in c.rows)[c.idx_way])
-            with m.If(c.in_stlb):
-                m.d.comb += [entry.tag.eq(row.tag), entry.lo0.eq(row.lo0),
-                             entry.lo1.eq(row.lo1), entry.ps.eq(c.stlbps),
-                             present.eq(bit_at(self.stlb_e.e, c.idx_way))]
-            with m.Else():
-                m.d.comb += [entry.eq(m_sel), present.eq(m_e & c.in_mtlb)]
-        else:
-            m.d.comb += [entry.eq(m_sel), present.eq(m_e & c.in_mtlb)]
-        cw = self.csr_write
-        m.d.comb += [cw.rd.eq(1), cw.rd_present.eq(present), cw.rd_vppn.eq(entry.tag.vppn),
-                     cw.rd_ps.eq(entry.ps), cw.rd_asid.eq(entry.tag.asid)]
-        m.d.comb += _elo_from_half(g, cw.rd_elo0, entry.lo0, entry.tag.g)
-        m.d.comb += _elo_from_half(g, cw.rd_elo1, entry.lo1, entry.tag.g)
         m.next = "IDLE"
 
     def _sweep(self, m, c) -> None:

@@ -12,7 +12,7 @@ from loongtlb.sw_model.csr import CSR_NAMES
 from loongtlb.sw_model.geometry import Geometry
 
 from .csrfile import CSRFile
-from .insn import EntrySource, InstructionUnit
+from .insn import EntryRead, EntrySource, InstructionMatch, InstructionUnit, SearchResult
 from .layouts import InsnOp
 from .lookup import LookupPort, LookupSignature
 from .pagesize import PageSize
@@ -22,7 +22,8 @@ from .storage import MTLB, STLB
 __all__ = ["TLBUnit", "LookupSignature", "ObservationSignature", "BLOCKS"]
 
 #: every block and its latency table (cycles; the instruction unit's per instruction)
-BLOCKS = (PageSize, CSRFile, STLB, MTLB, Replacement, LookupPort, EntrySource, InstructionUnit)
+BLOCKS = (PageSize, CSRFile, STLB, MTLB, Replacement, LookupPort, EntrySource, InstructionMatch,
+          SearchResult, EntryRead, InstructionUnit)
 
 
 class ObservationSignature(wiring.Signature):
