@@ -112,8 +112,7 @@ class InstructionMatch(wiring.Component):
     operands, else TLBEHI's (or TLBREHI's) VPPN and the current ASID. It matches the STLB
     set whose rows are out and every MTLB entry (TLBSRCH, INVTLB op 5/6, and INVTLB op 2-4's
     ASID test); gives the STLB sets TLBFILL, TLBSRCH and INVTLB op 5/6 select (D1), the next
-    set of INVTLB op 2-4's sweep, and the MTLB entries TLBCLR and INVTLB op 2-4 clear (D15,
-    D16). Combinational but for the key: 0 cycles.
+    MTLB entries TLBCLR and INVTLB op 2-4 clear (D15, D16). Combinational but for the key: 0 cycles.
 
     Members
     -------
@@ -121,12 +120,11 @@ class InstructionMatch(wiring.Component):
         The instruction being accepted and its operands.
     src_vppn, cur_asid, stlbps, inv_op : In
         The VPPN TLBWR/TLBFILL write, ASID.ASID, STLBPS, the latched INVTLB op.
-    stlb_tags, stlb_e, stlb_care, sweep_from : In (with an STLB)
-        The tags and E bits of the set whose rows are out, the STLB's compare bits, the
-        sets the sweep may visit next.
+    stlb_tags, stlb_e, stlb_care : In (with an STLB)
+        The tags and E bits of the set whose rows are out, the STLB's compare bits.
     mtlb_tags, mtlb_cares, mtlb_e : In
     stlb_hits, stlb_asid_eq, mtlb_hits : Out
-    fill_set, srch_set, inv_set, sweep_set : Out (with an STLB)
+    fill_set, srch_set, inv_set : Out (with an STLB)
     clr_mtlb, inv_mtlb : Out
     """
 
@@ -134,7 +132,7 @@ class InstructionMatch(wiring.Component):
 
     def __init__(self, geom: Geometry):
         self.geom = geom
-        W, S, M = geom.stlb_ways, geom.stlb_sets, geom.mtlb_entries
+        W, M = geom.stlb_ways, geom.mtlb_entries
         sets = max(1, geom.set_bits)
         members = {
             "accept": In(1), "op": In(InsnOp), "va": In(geom.grlen), "asid": In(10),
@@ -147,9 +145,9 @@ class InstructionMatch(wiring.Component):
         if geom.has_stlb:
             members.update(
                 stlb_tags=In(data.ArrayLayout(tag_layout(geom), W)), stlb_e=In(W),
-                stlb_care=In(geom.vppn_bits), sweep_from=In(S),
+                stlb_care=In(geom.vppn_bits),
                 stlb_hits=Out(W), stlb_asid_eq=Out(W), fill_set=Out(sets), srch_set=Out(sets),
-                inv_set=Out(sets), sweep_set=Out(sets))
+                inv_set=Out(sets))
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -172,8 +170,7 @@ class InstructionMatch(wiring.Component):
             for w in range(W):
                 m.d.comb += [s.tags[w].eq(self.stlb_tags[w]), s.cares[w].eq(self.stlb_care)]
             m.d.comb += [s.e.eq(self.stlb_e), s.key_vpn.eq(key_vpn), s.key_asid.eq(key_asid),
-                         self.stlb_hits.eq(s.hits), self.stlb_asid_eq.eq(s.asid_eq),
-                         self.sweep_set.eq(first_one(m, self.sweep_from, "sweep_next"))]
+                         self.stlb_hits.eq(s.hits), self.stlb_asid_eq.eq(s.asid_eq)]
         mm = m.submodules.mtlb_match = Match(g, M)
         tags = [self.mtlb_tags[i] for i in range(M)]
         for i in range(M):
@@ -292,6 +289,43 @@ class SearchResult(wiring.Component):
         else:
             m.d.comb += [self.index.eq(g.stlb_entries + m_first), self.multi.eq(m_multi),
                          self.found.eq(m_hit)]
+        return m
+
+
+class Sweep(wiring.Component):
+    """INVTLB op 2-4's walk over the STLB sets that hold a valid entry, one a cycle (D15):
+    the set to read next (the lowest occupied set, then the lowest not yet read), and
+    whether the set read last cycle was one of them. ``start`` with the instruction's accept,
+    ``active`` through the instruction's own cycles. The search runs on the occupied sets
+    whenever the walk is not ``active``, chosen by ``active`` alone, so that it does not
+    wait for the decode of the instruction (which made it la464's longest path).
+
+    Members
+    -------
+    occupied, start, active : In
+    set, rows, last : Out
+        The set to read; the rows out now are an occupied set's; no set is left to read.
+    """
+
+    LATENCY = {"set": 0, "rows": 1}
+
+    def __init__(self, geom: Geometry):
+        self.geom = geom
+        S = geom.stlb_sets
+        super().__init__({"occupied": In(S), "start": In(1), "active": In(1),
+                          "set": Out(max(1, geom.set_bits)), "rows": Out(1), "last": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        todo = Signal(self.geom.stlb_sets, name="todo")       # occupied sets not yet read
+        m.d.comb += [self.set.eq(first_one(m, Mux(self.active, todo, self.occupied),
+                                           "sweep_set")),
+                     self.last.eq(~todo.any())]
+        with m.If(self.start):
+            m.d.sync += [todo.eq(self.occupied), self.rows.eq(self.occupied.any())]
+            m.d.sync += todo.bit_select(self.set, 1).eq(0)
+        with m.Elif(self.active):
+            m.d.sync += [todo.bit_select(self.set, 1).eq(0), self.rows.eq(todo.any())]
         return m
 
 
@@ -463,7 +497,7 @@ class InstructionUnit(wiring.Component):
     def _matches(self, m, c) -> None:
         """The instruction match, the sets it reads, the sets the instructions select."""
         g = self.geom
-        W, S = g.stlb_ways, g.stlb_sets
+        W = g.stlb_ways
         c.match = mt = m.submodules.match = InstructionMatch(g)
         m.d.comb += [mt.accept.eq(c.accept), mt.op.eq(c.req.op), mt.va.eq(c.req.va),
                      mt.asid.eq(c.req.asid), mt.src_vppn.eq(c.entry.entry.tag.vppn),
@@ -480,11 +514,9 @@ class InstructionUnit(wiring.Component):
                          self.stlb_e.addr.eq(c.cur_set), mt.stlb_e.eq(self.stlb_e.e),
                          mt.stlb_care.eq(self.stlb_care)]
             m.d.comb += [mt.stlb_tags[w].eq(c.rows[w].tag) for w in range(W)]
-            # INVTLB op 2-4 visit only the STLB sets that hold a valid entry
-            c.sweep_todo = Signal(S, name="sweep_todo")     # occupied sets not yet read
-            c.sweep_rows = Signal(name="sweep_rows")        # cur_set is one of them
-            c.sweep_from = mt.sweep_from
-            c.sweep_set, c.key_set_src, c.key_set_va = mt.sweep_set, mt.srch_set, mt.inv_set
+            c.key_set_src, c.key_set_va = mt.srch_set, mt.inv_set
+            c.sweep = m.submodules.sweep = Sweep(g)
+            m.d.comb += c.sweep.occupied.eq(self.stlb_occupied)
 
     def _idle(self, m, c) -> None:
         """Accept an instruction; the one-cycle ones finish here."""
@@ -550,10 +582,7 @@ class InstructionUnit(wiring.Component):
             # the MTLB is cleared in the last SWEEP cycle, from the latched op and ASID;
             # read the first occupied set now
             if self.geom.has_stlb:
-                occupied = self.stlb_occupied
-                m.d.comb += c.rd_set.eq(c.sweep_set)
-                m.d.sync += [c.sweep_todo.eq(occupied), c.sweep_rows.eq(occupied.any())]
-                m.d.sync += c.sweep_todo.bit_select(c.sweep_set, 1).eq(0)
+                m.d.comb += [c.rd_set.eq(c.sweep.set), c.sweep.start.eq(1)]
             m.next = "SWEEP"
 
     def _fill(self, m, c) -> None:
@@ -577,19 +606,16 @@ class InstructionUnit(wiring.Component):
         m.next = "IDLE"
 
     def _sweep(self, m, c) -> None:
-        """INVTLB op 2-4: one occupied set per cycle. The rows of cur_set are out (if
-        sweep_rows), the next occupied set is being read; sets with no valid entry are
-        skipped."""
+        """INVTLB op 2-4: the rows out are an occupied set's (if ``sweep.rows``), the next
+        occupied set is being read."""
         last = Const(1)
         if self.geom.has_stlb:
-            with m.If(c.sweep_rows):
+            with m.If(c.sweep.rows):
                 asid_eq = c.match.stlb_asid_eq
                 c.clear_stlb_set(c.cur_set, [_invtlb_cond(c.inv_op, r.tag.g, asid_eq[w])
                                              for w, r in enumerate(c.rows)])
-            m.d.comb += c.rd_set.eq(c.sweep_set)
-            m.d.sync += [c.sweep_todo.bit_select(c.sweep_set, 1).eq(0),
-                         c.sweep_rows.eq(c.sweep_todo.any())]
-            last = ~c.sweep_todo.any()
+            m.d.comb += c.rd_set.eq(c.sweep.set)
+            last = c.sweep.last
         with m.If(last):
             m.d.comb += [c.done.eq(1), c.mtlb_clear.eq(c.match.inv_mtlb)]
             m.next = "IDLE"
@@ -597,11 +623,7 @@ class InstructionUnit(wiring.Component):
     def _apply(self, m, c, fsm) -> None:
         """Hand the changes to the banks and the replacement."""
         if self.geom.has_stlb:
-            # the search for the next set runs on the occupied sets outside SWEEP, whatever
-            # the instruction: chosen by the state alone, it does not wait for the decode of
-            # the incoming instruction (which made it la464's longest path)
-            m.d.comb += c.sweep_from.eq(Mux(fsm.ongoing("SWEEP"), c.sweep_todo,
-                                            self.stlb_occupied))
+            m.d.comb += c.sweep.active.eq(fsm.ongoing("SWEEP"))       # by the state alone
             sw = self.stlb_write
             new = c.entry.entry
             m.d.comb += [sw.we.eq(c.stlb_we), sw.addr.eq(c.stlb_waddr), sw.e.eq(c.src_e),

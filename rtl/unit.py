@@ -12,7 +12,8 @@ from loongtlb.sw_model.csr import CSR_NAMES
 from loongtlb.sw_model.geometry import Geometry
 
 from .csrfile import CSRFile
-from .insn import EntryRead, EntrySource, InstructionMatch, InstructionUnit, SearchResult
+from .insn import (EntryRead, EntrySource, InstructionMatch, InstructionUnit, SearchResult,
+                   Sweep)
 from .layouts import InsnOp
 from .lookup import LookupPort, LookupSignature
 from .pagesize import PageSize
@@ -23,7 +24,7 @@ __all__ = ["TLBUnit", "LookupSignature", "ObservationSignature", "BLOCKS"]
 
 #: every block and its latency table (cycles; the instruction unit's per instruction)
 BLOCKS = (PageSize, CSRFile, STLB, MTLB, Replacement, LookupPort, EntrySource, InstructionMatch,
-          SearchResult, EntryRead, InstructionUnit)
+          SearchResult, EntryRead, Sweep, InstructionUnit)
 
 
 class ObservationSignature(wiring.Signature):
