@@ -98,9 +98,9 @@ class TLBUnit(wiring.Component):
             stlb = m.submodules.stlb = STLB(g, reads=n + 1, e_reads=n + 2)
 
         def wires(name):
-            """A module of its own for one group of connections: a simulator evaluates a
-            module's combinational statements again whenever one of its inputs changes, so
-            each group is evaluated only when its own sources change."""
+            """A module of its own for one connection: a simulator evaluates a module's
+            combinational statements again whenever one of its inputs changes, so each
+            connection is evaluated only when its own sources change."""
             mod = m.submodules[f"wires_{name}"] = Module()
             return mod
 
@@ -114,13 +114,12 @@ class TLBUnit(wiring.Component):
         # priority of their CSR writes (the CSR file sets it now: port 0 wins)
         for p in reversed(range(n)):
             lp = m.submodules[f"lookup{p}"] = ports[p]
-            w = wires(f"lookup{p}")
-            wiring.connect(w, wiring.flipped(self.lookup[p]), lp.port)
-            wiring.connect(w, lp.exc, csr.exc[p])
-            wiring.connect(w, lp.mtlb, mtlb.read[p])
+            wiring.connect(wires(f"lookup{p}_port"), wiring.flipped(self.lookup[p]), lp.port)
+            wiring.connect(wires(f"lookup{p}_exc"), lp.exc, csr.exc[p])
+            wiring.connect(wires(f"lookup{p}_mtlb"), lp.mtlb, mtlb.read[p])
             if g.has_stlb:
-                wiring.connect(w, lp.stlb, stlb.read[p])
-                wiring.connect(w, lp.stlb_e, stlb.e_read[p])
+                wiring.connect(wires(f"lookup{p}_stlb"), lp.stlb, stlb.read[p])
+                wiring.connect(wires(f"lookup{p}_stlb_e"), lp.stlb_e, stlb.e_read[p])
         wiring.connect(wires("csr_regs"), csr.regs, iu.csr, *(lp.csr for lp in ports))
         w = wires("mtlb")
         for reader in (iu, *ports):
@@ -133,25 +132,26 @@ class TLBUnit(wiring.Component):
                 w.d.comb += reader.stlb_care.eq(stlb.care)
 
         # the instruction unit
-        w = wires("insn")
+        w = wires("insn_port")
         for name in ("valid", "op", "inv_op", "asid", "va"):
             w.d.comb += getattr(iu.insn, name).eq(getattr(self, f"insn_{name}"))
         for name in ("ready", "done", "illegal", "slot"):
             w.d.comb += getattr(self, f"insn_{name}").eq(getattr(iu.insn, name))
-        wiring.connect(w, iu.csr_write, csr.insn)
-        wiring.connect(w, iu.mtlb, mtlb.read[n])
-        wiring.connect(w, iu.mtlb_write, mtlb.write)
-        w.d.comb += [repl.mtlb_e.eq(mtlb.e), iu.mtlb_slot.eq(repl.mtlb_slot),
-                     iu.mtlb_full.eq(repl.mtlb_full), repl.mtlb_step.eq(iu.mtlb_step)]
+        wiring.connect(wires("insn_csr"), iu.csr_write, csr.insn)
+        wiring.connect(wires("insn_mtlb"), iu.mtlb, mtlb.read[n])
+        wiring.connect(wires("insn_mtlb_write"), iu.mtlb_write, mtlb.write)
+        wires("mtlb_fill").d.comb += [
+            repl.mtlb_e.eq(mtlb.e), iu.mtlb_slot.eq(repl.mtlb_slot),
+            iu.mtlb_full.eq(repl.mtlb_full), repl.mtlb_step.eq(iu.mtlb_step)]
         if g.has_stlb:
-            wiring.connect(w, iu.stlb, stlb.read[n])
-            wiring.connect(w, iu.stlb_e, stlb.e_read[n])
-            wiring.connect(w, iu.stlb_write, stlb.write)
+            wiring.connect(wires("insn_stlb"), iu.stlb, stlb.read[n])
+            wiring.connect(wires("insn_stlb_e"), iu.stlb_e, stlb.e_read[n])
+            wiring.connect(wires("insn_stlb_write"), iu.stlb_write, stlb.write)
             fill_e = stlb.e_read[n + 1]                  # the E bits of TLBFILL's set
-            w.d.comb += [fill_e.addr.eq(iu.fill_set), repl.stlb_e.eq(fill_e.e),
-                         iu.stlb_occupied.eq(stlb.occupied),
-                         iu.stlb_slot.eq(repl.stlb_slot), iu.stlb_full.eq(repl.stlb_full),
-                         repl.stlb_step.eq(iu.stlb_step)]
+            wires("stlb_fill").d.comb += [
+                fill_e.addr.eq(iu.fill_set), repl.stlb_e.eq(fill_e.e),
+                iu.stlb_occupied.eq(stlb.occupied), iu.stlb_slot.eq(repl.stlb_slot),
+                iu.stlb_full.eq(repl.stlb_full), repl.stlb_step.eq(iu.stlb_step)]
 
         # D7: the sticky multi-hit flag
         multi_hit = Signal()
