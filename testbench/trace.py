@@ -182,30 +182,35 @@ def _depth(text: str) -> int:
     return deepest
 
 
-def _refuse_duplicates(where: str):
-    def hook(pairs):
-        obj = {}
-        for key, value in pairs:
-            if key in obj:
-                raise InputError(f"{where}: field {show_value(key)} appears twice")
-            obj[key] = value
-        return obj
-    return hook
+class _Refused(Exception):
+    """A bound of the format, found while decoding a line (its place is added above)."""
 
 
-def _integer(where: str):
-    def parse(digits: str) -> int:
-        if len(digits.lstrip("-")) > MAX_DIGITS:
-            raise InputError(f"{where}: a number of {len(digits)} digits: at most "
-                             f"{MAX_DIGITS} (the values fit in 64 bits)")
-        return int(digits)
-    return parse
+def _object(pairs: list) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise _Refused(f"field {show_value(key)} appears twice")
+            seen.add(key)
+    return obj
 
 
-def _constant(where: str):
-    def refuse(name: str):
-        raise InputError(f"{where}: {name} is not a JSON number")
-    return refuse
+def _integer(digits: str) -> int:
+    if len(digits) > MAX_DIGITS and len(digits.lstrip("-")) > MAX_DIGITS:
+        raise _Refused(f"a number of {len(digits)} digits: at most {MAX_DIGITS} (the values "
+                       "fit in 64 bits)")
+    return int(digits)
+
+
+def _constant(name: str):
+    raise _Refused(f"{name} is not a JSON number")
+
+
+#: made once: a decoder per line would cost as much as the decoding
+_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_int=_integer,
+                            parse_constant=_constant)
 
 
 def decode_line(text: str, where: str):
@@ -214,8 +219,9 @@ def decode_line(text: str, where: str):
     if (text.count("[") + text.count("{") > MAX_DEPTH) and _depth(text) > MAX_DEPTH:
         raise InputError(f"{where}: nested more than {MAX_DEPTH} levels deep")
     try:
-        return json.loads(text, object_pairs_hook=_refuse_duplicates(where),
-                          parse_int=_integer(where), parse_constant=_constant(where))
+        return _DECODER.decode(text)
+    except _Refused as err:
+        raise InputError(f"{where}: {err}") from None
     except json.JSONDecodeError as err:
         text = (f"{err.msg} column {err.colno}" if err.msg.endswith(" starting at")
                 else f"{err.msg} at column {err.colno}")
