@@ -97,10 +97,8 @@ class LookupPort(wiring.Component):
     def elaborate(self, platform):
         g = self.geom
         m = Module()
-        self._m = m
         # s0 -> s1: the request
-        req = self._stage_request(1, self.port.va, self.port.access, self.port.effect,
-                                  self.port.valid)
+        req = self._stage_request(m, 1, self.port)
         s, mm, rows = self._match(m, req)
         req, hit, multi, lo0, lo1, ps = self._select(m, req, s, mm, rows)
         sizes = m.submodules.sizes = PageSize(g, odd=True, offset=True)
@@ -121,17 +119,17 @@ class LookupPort(wiring.Component):
         ]
         return m
 
-    def _stage(self, value, name):
+    @staticmethod
+    def _stage(m, value, name):
         """``value`` one cycle later."""
         reg = Signal.like(value, name=name)
-        self._m.d.sync += reg.eq(value)
+        m.d.sync += reg.eq(value)
         return reg
 
-    def _stage_request(self, n, va, access, effect, valid) -> SimpleNamespace:
-        return SimpleNamespace(va=self._stage(va, f"s{n}_va"),
-                               access=self._stage(access, f"s{n}_access"),
-                               effect=self._stage(effect, f"s{n}_effect"),
-                               valid=self._stage(valid, f"s{n}_valid"))
+    def _stage_request(self, m, n, req) -> SimpleNamespace:
+        """The request (va, access, effect, valid) one cycle later, as stage ``n``."""
+        return SimpleNamespace(**{k: self._stage(m, getattr(req, k), f"s{n}_{k}")
+                                  for k in ("va", "access", "effect", "valid")})
 
     def _match(self, m, req):
         """s0: the STLB reads the set the incoming VA selects; s1: both banks' tags are
@@ -146,7 +144,7 @@ class LookupPort(wiring.Component):
             sets = m.submodules.s0_set = PageSize(g, set=True)
             m.d.comb += [sets.ps.eq(csr.STLBPS.PS), sets.vpn.eq(self.port.va[13:g.valen]),
                          self.stlb.addr.eq(sets.set),
-                         self.stlb_e.addr.eq(self._stage(sets.set, "s1_set"))]
+                         self.stlb_e.addr.eq(self._stage(m, sets.set, "s1_set"))]
             rows = [self.stlb.rows[w] for w in range(W)]
             s = m.submodules.s1_stlb = Match(g, W)
             for w in range(W):
@@ -162,7 +160,8 @@ class LookupPort(wiring.Component):
         """The hit entry: the STLB's before the MTLB's (the lower Index), then the lowest
         way or entry; with the registers of latency 2 and 3."""
         g = self.geom
-        stage = self._stage
+        def stage(value, name):
+            return self._stage(m, value, name)
         s_hit = s.hit if s is not None else Const(0)
         s_multi = s.multi if s is not None else Const(0)
         if s is not None:
@@ -173,7 +172,7 @@ class LookupPort(wiring.Component):
         if g.lookup_latency == 3:
             # a register right after the compare: the MTLB's hit vector and the STLB's hit
             # row; the MTLB's lowest hit and its read come a cycle after its match
-            req = self._stage_request(2, req.va, req.access, req.effect, req.valid)
+            req = self._stage_request(m, 2, req)
             _onehot, m_first, m_hit_any, m_multi = priority(m, stage(mm.hits, "s2_mtlb_hits"),
                                                             "s2_mtlb_first")
             if s is not None:
@@ -194,7 +193,7 @@ class LookupPort(wiring.Component):
             # a register between the select and the checks: the hit entry's halves and what
             # the checks and the exception's CSR writes need, one cycle on
             n = g.lookup_latency
-            req = self._stage_request(n, req.va, req.access, req.effect, req.valid)
+            req = self._stage_request(m, n, req)
             hit, multi = stage(hit, f"s{n}_hit"), stage(multi, f"s{n}_multi")
             lo0, lo1 = stage(lo0, f"s{n}_lo0"), stage(lo1, f"s{n}_lo1")
             ps_sig = stage(ps_sig, f"s{n}_ps")
