@@ -243,11 +243,8 @@ class FaultPaths:
         self.unlock(self.ptl())
         yield from self.do_page_mkwrite(page)
         ret = yield from self.finish_mkwrite_fault(vmf)
-        if ret & NOPAGE:
-            self.unlock(("page", page))
-            mem.put_page(page)
-            return ret
-        self.unlock(("page", page))                     # fault_dirty_shared_page
+        # on NOPAGE at once, else in fault_dirty_shared_page: the same for the TLB
+        self.unlock(("page", page))
         mem.put_page(page)
         return ret
 
