@@ -12,8 +12,8 @@ from loongtlb.sw_model.geometry import Geometry
 
 from .layouts import Exc, csr_layout
 
-__all__ = ["CSRFile", "exception_signature", "insn_csr_signature", "regs_signature",
-           "values_signature"]
+__all__ = ["CSRFile", "exception_signature", "insn_csr_signature", "read_result_signature",
+           "regs_signature", "search_result_signature", "values_signature"]
 
 
 def regs_signature(geom: Geometry) -> wiring.Signature:
@@ -35,16 +35,30 @@ def exception_signature(geom: Geometry) -> wiring.Signature:
     return wiring.Signature({"valid": Out(1), "exc": Out(Exc), "va": Out(geom.grlen)})
 
 
+def search_result_signature(geom: Geometry) -> wiring.Signature:
+    """TLBSRCH's result (D6): whether an entry matched (``found``) and its ``index``."""
+    return wiring.Signature({"found": Out(1), "index": Out(geom.index_bits)})
+
+
+def read_result_signature(geom: Geometry) -> wiring.Signature:
+    """TLBRD's result (D8): whether the slot holds an entry (``present``), and what TLBRD
+    writes of it into TLBEHI (``vppn``), TLBIDX.PS (``ps``), ASID.ASID (``asid``) and
+    TLBELO0/1 (``elo0``, ``elo1``, G in both)."""
+    return wiring.Signature({
+        "present": Out(1), "vppn": Out(geom.vppn_bits), "ps": Out(6),
+        "asid": Out(geom.asid_bits), "elo0": Out(csr_layout(geom, "TLBELO0")),
+        "elo1": Out(csr_layout(geom, "TLBELO1")),
+    })
+
+
 def insn_csr_signature(geom: Geometry) -> wiring.Signature:
-    """The instruction unit's CSR writes: ERTN; TLBSRCH's result (``srch_found``, its
-    ``srch_index``); TLBRD's (``rd_present``: an entry, written into TLBEHI, TLBELO0/1,
-    TLBIDX.PS and ASID.ASID; else those cleared, D8)."""
+    """The instruction unit's CSR writes: ERTN; TLBSRCH's result (``srch``); TLBRD's
+    (``rd``: with an entry, written into TLBEHI, TLBELO0/1, TLBIDX.PS and ASID.ASID; else
+    those cleared, D8)."""
     return wiring.Signature({
         "ertn": Out(1),
-        "srch": Out(1), "srch_found": Out(1), "srch_index": Out(geom.index_bits),
-        "rd": Out(1), "rd_present": Out(1), "rd_vppn": Out(geom.vppn_bits), "rd_ps": Out(6),
-        "rd_asid": Out(geom.asid_bits), "rd_elo0": Out(csr_layout(geom, "TLBELO0")),
-        "rd_elo1": Out(csr_layout(geom, "TLBELO1")),
+        "srch": Out(1), "srch_result": Out(search_result_signature(geom)),
+        "rd": Out(1), "rd_result": Out(read_result_signature(geom)),
     })
 
 
@@ -140,15 +154,17 @@ class CSRFile(wiring.Component):
         with m.If(ins.ertn):
             m.d.sync += csr["TLBRERA"].IsTLBR.eq(0)
         with m.If(ins.srch):
-            with m.If(ins.srch_found):
-                m.d.sync += [csr["TLBIDX"].Index.eq(ins.srch_index), csr["TLBIDX"].NE.eq(0)]
+            with m.If(ins.srch_result.found):
+                m.d.sync += [csr["TLBIDX"].Index.eq(ins.srch_result.index),
+                             csr["TLBIDX"].NE.eq(0)]
             with m.Else():
                 m.d.sync += csr["TLBIDX"].NE.eq(1)
         with m.If(ins.rd):
-            with m.If(ins.rd_present):
-                m.d.sync += [csr["TLBEHI"].VPPN.eq(ins.rd_vppn), csr["TLBIDX"].PS.eq(ins.rd_ps),
-                             csr["TLBIDX"].NE.eq(0), csr["ASID"].ASID.eq(ins.rd_asid),
-                             csr["TLBELO0"].eq(ins.rd_elo0), csr["TLBELO1"].eq(ins.rd_elo1)]
+            rd = ins.rd_result
+            with m.If(rd.present):
+                m.d.sync += [csr["TLBEHI"].VPPN.eq(rd.vppn), csr["TLBIDX"].PS.eq(rd.ps),
+                             csr["TLBIDX"].NE.eq(0), csr["ASID"].ASID.eq(rd.asid),
+                             csr["TLBELO0"].eq(rd.elo0), csr["TLBELO1"].eq(rd.elo1)]
             with m.Else():
                 m.d.sync += [csr["TLBEHI"].as_value().eq(0), csr["TLBELO0"].as_value().eq(0),
                              csr["TLBELO1"].as_value().eq(0), csr["TLBIDX"].PS.eq(0),

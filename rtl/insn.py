@@ -10,16 +10,18 @@ from amaranth.lib.wiring import In, Out
 
 from loongtlb.sw_model.geometry import Geometry
 
-from .csrfile import insn_csr_signature, regs_signature
+from .csrfile import insn_csr_signature, read_result_signature, regs_signature, \
+    search_result_signature
 from .layouts import (InsnOp, csr_layout, half_layout, mask_groups, mtlb_data_layout,
                       mtlb_entry_layout, stlb_entry_layout, tag_layout)
 from .match import Match
 from .pagesize import PageSize
-from .storage import (mtlb_read_signature, mtlb_write_signature, stlb_e_signature,
-                      stlb_read_signature, stlb_write_signature)
+from .replacement import victim_signature
+from .storage import (mtlb_read_signature, mtlb_regs_signature, mtlb_write_signature,
+                      stlb_e_signature, stlb_read_signature, stlb_write_signature)
 from .util import bit_at, first_one, priority
 
-__all__ = ["InsnSignature", "InstructionUnit"]
+__all__ = ["InsnSignature", "InstructionUnit", "IndexDecode", "index_signature"]
 
 
 class InsnSignature(wiring.Signature):
@@ -63,8 +65,13 @@ class EntrySource(wiring.Component):
     csr : In(regs_signature)
     entry : Out(mtlb_entry_layout)
         The entry (an STLB write takes its tag and halves).
+    fill : In(1)
+        The write is a TLBFILL's.
     e : Out(1)
-        Its E bit as TLBWR writes it (D4): 1 in the refill context, else NOT TLBIDX.NE.
+        Its E bit (D4): 1 in the refill context, else NOT TLBIDX.NE; 1 for a TLBFILL
+        under ``tlbfill_ne: ignore``.
+    to_stlb : Out(1)
+        Its PS is STLBPS: a TLBFILL writes it into the STLB (D9).
     compare : Out(mask groups)
         Its compare mask (from its PS).
     ps_listed : Out(1)
@@ -76,8 +83,9 @@ class EntrySource(wiring.Component):
     def __init__(self, geom: Geometry):
         self.geom = geom
         super().__init__({
-            "csr": In(regs_signature(geom)), "entry": Out(mtlb_entry_layout(geom)),
-            "e": Out(1), "compare": Out(max(1, len(mask_groups(geom)))), "ps_listed": Out(1),
+            "csr": In(regs_signature(geom)), "fill": In(1),
+            "entry": Out(mtlb_entry_layout(geom)), "e": Out(1), "to_stlb": Out(1),
+            "compare": Out(max(1, len(mask_groups(geom)))), "ps_listed": Out(1),
         })
 
     def elaborate(self, platform):
@@ -99,10 +107,47 @@ class EntrySource(wiring.Component):
         m.d.comb += [entry.tag.asid.eq(csr.ASID.ASID), entry.tag.g.eq(elo0_v.G & elo1_v.G),
                      entry.tag.vppn.eq(Mux(istlbr, csr.TLBREHI.VPPN, csr.TLBEHI.VPPN)),
                      entry.ps.eq(src_ps), entry.lo0.eq(half0), entry.lo1.eq(half1),
-                     self.e.eq(istlbr | ~csr.TLBIDX.NE),
                      self.ps_listed.eq(Cat(src_ps == p for p in g.page_shifts).any())]
+        e = istlbr | ~csr.TLBIDX.NE
+        if g.tlbfill_ne == "ignore":
+            e = e | self.fill
+        m.d.comb += self.e.eq(e)
+        if g.has_stlb:
+            m.d.comb += self.to_stlb.eq(src_ps == csr.STLBPS.PS)
         sizes = m.submodules.sizes = PageSize(g, compare=True)
         m.d.comb += [sizes.ps.eq(src_ps), self.compare.eq(sizes.compare)]
+        return m
+
+
+def index_signature(geom: Geometry) -> wiring.Signature:
+    """TLBIDX.Index decoded (D2, D18): whether it names an STLB slot (``in_stlb``) or an
+    MTLB entry (``in_mtlb``; neither from the TLB's size on), the STLB ``set`` and ``way``
+    (Index = way x sets + set), the MTLB ``entry`` (Index - STLB entries)."""
+    return wiring.Signature({
+        "in_stlb": Out(1), "in_mtlb": Out(1), "set": Out(max(1, geom.set_bits)),
+        "way": Out(range(max(2, geom.stlb_ways))), "entry": Out(range(max(2, geom.mtlb_entries))),
+    })
+
+
+class IndexDecode(wiring.Component):
+    """TLBIDX.Index (``index``) decoded (``decoded``). Combinational: 0 cycles."""
+
+    LATENCY = {"every output": 0}
+
+    def __init__(self, geom: Geometry):
+        self.geom = geom
+        super().__init__({"index": In(geom.index_bits), "decoded": Out(index_signature(geom))})
+
+    def elaborate(self, platform):
+        g = self.geom
+        m = Module()
+        ix, out = self.index, self.decoded
+        if g.has_stlb:
+            m.d.comb += [out.in_stlb.eq(ix < g.stlb_entries), out.way.eq(ix >> g.set_bits)]
+            if g.set_bits:
+                m.d.comb += out.set.eq(ix[:g.set_bits])
+        m.d.comb += [out.in_mtlb.eq(~out.in_stlb & (ix < g.total_entries)),
+                     out.entry.eq(ix - g.stlb_entries)]
         return m
 
 
@@ -122,7 +167,7 @@ class InstructionMatch(wiring.Component):
         The VPPN TLBWR/TLBFILL write, ASID.ASID, STLBPS, the latched INVTLB op.
     stlb_tags, stlb_e, stlb_care : In (with an STLB)
         The tags and E bits of the set whose rows are out, the STLB's compare bits.
-    mtlb_tags, mtlb_cares, mtlb_e : In
+    mtlb_regs : Out(mtlb_regs_signature)
     stlb_hits, stlb_asid_eq, mtlb_hits : Out
     fill_set, srch_set, inv_set : Out (with an STLB)
     clr_mtlb, inv_mtlb : Out
@@ -137,9 +182,7 @@ class InstructionMatch(wiring.Component):
         members = {
             "accept": In(1), "op": In(InsnOp), "va": In(geom.grlen), "asid": In(10),
             "src_vppn": In(geom.vppn_bits), "cur_asid": In(geom.asid_bits), "stlbps": In(6),
-            "inv_op": In(5),
-            "mtlb_tags": In(data.ArrayLayout(tag_layout(geom), M)),
-            "mtlb_cares": In(data.ArrayLayout(geom.vppn_bits, M)), "mtlb_e": In(M),
+            "inv_op": In(5), "mtlb_regs": Out(mtlb_regs_signature(geom)),
             "mtlb_hits": Out(M), "clr_mtlb": Out(M), "inv_mtlb": Out(M),
         }
         if geom.has_stlb:
@@ -172,10 +215,11 @@ class InstructionMatch(wiring.Component):
             m.d.comb += [s.e.eq(self.stlb_e), s.key_vpn.eq(key_vpn), s.key_asid.eq(key_asid),
                          self.stlb_hits.eq(s.hits), self.stlb_asid_eq.eq(s.asid_eq)]
         mm = m.submodules.mtlb_match = Match(g, M)
-        tags = [self.mtlb_tags[i] for i in range(M)]
+        regs = self.mtlb_regs
+        tags = [regs.tags[i] for i in range(M)]
         for i in range(M):
-            m.d.comb += [mm.tags[i].eq(tags[i]), mm.cares[i].eq(self.mtlb_cares[i])]
-        m.d.comb += [mm.e.eq(self.mtlb_e), mm.key_vpn.eq(key_vpn), mm.key_asid.eq(key_asid),
+            m.d.comb += [mm.tags[i].eq(tags[i]), mm.cares[i].eq(regs.cares[i])]
+        m.d.comb += [mm.e.eq(regs.e), mm.key_vpn.eq(key_vpn), mm.key_asid.eq(key_asid),
                      self.mtlb_hits.eq(mm.hits)]
         # From registers only (the current ASID; the latched op and ASID): logic per entry
         # that no operand input reaches, so a simulator does not evaluate it again for every
@@ -193,58 +237,56 @@ class EntryRead(wiring.Component):
 
     Members
     -------
-    in_stlb, in_mtlb, way, entry : In
-        Which bank the Index names, the STLB way, the MTLB entry.
+    index : In(index_signature)
+        TLBIDX.Index decoded.
     stlb_rows, stlb_e, stlbps : In (with an STLB)
         The rows and E bits of the Index's set, STLBPS (an STLB entry's PS).
-    mtlb_tags, mtlb_data, mtlb_e : In
-        The MTLB's tags, the data of ``entry``, its E bits.
-    present, vppn, ps, asid, elo0, elo1 : Out
+    mtlb_regs : Out(mtlb_regs_signature); mtlb_data : In
+        The MTLB's registers, the data of ``entry``.
+    result : Out(read_result_signature)
     """
 
     LATENCY = {"every output": 0}
 
     def __init__(self, geom: Geometry):
         self.geom = geom
-        W, M = geom.stlb_ways, geom.mtlb_entries
+        W = geom.stlb_ways
         members = {
-            "in_stlb": In(1), "in_mtlb": In(1), "entry": In(range(max(2, M))),
-            "mtlb_tags": In(data.ArrayLayout(tag_layout(geom), M)),
-            "mtlb_data": In(mtlb_data_layout(geom)), "mtlb_e": In(M),
-            "present": Out(1), "vppn": Out(geom.vppn_bits), "ps": Out(6),
-            "asid": Out(geom.asid_bits), "elo0": Out(csr_layout(geom, "TLBELO0")),
-            "elo1": Out(csr_layout(geom, "TLBELO1")),
+            "index": In(index_signature(geom)),
+            "mtlb_regs": Out(mtlb_regs_signature(geom)), "mtlb_data": In(mtlb_data_layout(geom)),
+            "result": Out(read_result_signature(geom)),
         }
         if W:
-            members.update(way=In(range(max(2, W))), stlbps=In(6), stlb_e=In(W),
+            members.update(stlbps=In(6), stlb_e=In(W),
                            stlb_rows=In(data.ArrayLayout(stlb_entry_layout(geom), W)))
         super().__init__(members)
 
     def elaborate(self, platform):
         g = self.geom
         m = Module()
+        ix, res = self.index, self.result
         entry = Signal(mtlb_entry_layout(g), name="entry_read")
         m_sel = Signal(mtlb_entry_layout(g), name="mtlb_entry")
-        tags = [self.mtlb_tags[i] for i in range(g.mtlb_entries)]
-        m.d.comb += [m_sel.tag.eq(Array(t.as_value() for t in tags)[self.entry]),
+        tags = [self.mtlb_regs.tags[i] for i in range(g.mtlb_entries)]
+        m.d.comb += [m_sel.tag.eq(Array(t.as_value() for t in tags)[ix.entry]),
                      m_sel.ps.eq(self.mtlb_data.ps), m_sel.lo0.eq(self.mtlb_data.lo0),
                      m_sel.lo1.eq(self.mtlb_data.lo1)]
-        m_present = bit_at(self.mtlb_e, self.entry) & self.in_mtlb
+        m_present = bit_at(self.mtlb_regs.e, ix.entry) & ix.in_mtlb
         if g.has_stlb:
             rows = [self.stlb_rows[w] for w in range(g.stlb_ways)]
-            row = stlb_entry_layout(g)(Array(r.as_value() for r in rows)[self.way])
-            with m.If(self.in_stlb):
+            row = stlb_entry_layout(g)(Array(r.as_value() for r in rows)[ix.way])
+            with m.If(ix.in_stlb):
                 m.d.comb += [entry.tag.eq(row.tag), entry.lo0.eq(row.lo0),
                              entry.lo1.eq(row.lo1), entry.ps.eq(self.stlbps),
-                             self.present.eq(bit_at(self.stlb_e, self.way))]
+                             res.present.eq(bit_at(self.stlb_e, ix.way))]
             with m.Else():
-                m.d.comb += [entry.eq(m_sel), self.present.eq(m_present)]
+                m.d.comb += [entry.eq(m_sel), res.present.eq(m_present)]
         else:
-            m.d.comb += [entry.eq(m_sel), self.present.eq(m_present)]
-        m.d.comb += [self.vppn.eq(entry.tag.vppn), self.ps.eq(entry.ps),
-                     self.asid.eq(entry.tag.asid)]
-        m.d.comb += _elo_from_half(g, self.elo0, entry.lo0, entry.tag.g)
-        m.d.comb += _elo_from_half(g, self.elo1, entry.lo1, entry.tag.g)
+            m.d.comb += [entry.eq(m_sel), res.present.eq(m_present)]
+        m.d.comb += [res.vppn.eq(entry.tag.vppn), res.ps.eq(entry.ps),
+                     res.asid.eq(entry.tag.asid)]
+        m.d.comb += _elo_from_half(g, res.elo0, entry.lo0, entry.tag.g)
+        m.d.comb += _elo_from_half(g, res.elo1, entry.lo1, entry.tag.g)
         return m
 
 
@@ -256,7 +298,7 @@ class SearchResult(wiring.Component):
     Members
     -------
     capture, stlb_hits, mtlb_hits, set : In
-    found, index, multi : Out
+    result : Out(search_result_signature); multi : Out(1)
     """
 
     LATENCY = {"result": 1}
@@ -264,7 +306,7 @@ class SearchResult(wiring.Component):
     def __init__(self, geom: Geometry):
         self.geom = geom
         members = {"capture": In(1), "mtlb_hits": In(geom.mtlb_entries),
-                   "found": Out(1), "index": Out(geom.index_bits), "multi": Out(1)}
+                   "result": Out(search_result_signature(geom)), "multi": Out(1)}
         if geom.has_stlb:
             members.update(stlb_hits=In(geom.stlb_ways), set=In(max(1, geom.set_bits)))
         super().__init__(members)
@@ -282,13 +324,13 @@ class SearchResult(wiring.Component):
             with m.If(self.capture):
                 m.d.sync += [s_hits.eq(self.stlb_hits), set_.eq(self.set)]
             _oh, s_first, s_hit, s_multi = priority(m, s_hits, "stlb_first")
-            m.d.comb += [self.index.eq(Mux(s_hit, Cat(set_[:g.set_bits], s_first),
+            m.d.comb += [self.result.index.eq(Mux(s_hit, Cat(set_[:g.set_bits], s_first),
                                            g.stlb_entries + m_first)),
                          self.multi.eq(s_multi | m_multi | (s_hit & m_hit)),
-                         self.found.eq(s_hit | m_hit)]
+                         self.result.found.eq(s_hit | m_hit)]
         else:
-            m.d.comb += [self.index.eq(g.stlb_entries + m_first), self.multi.eq(m_multi),
-                         self.found.eq(m_hit)]
+            m.d.comb += [self.result.index.eq(g.stlb_entries + m_first), self.multi.eq(m_multi),
+                         self.result.found.eq(m_hit)]
         return m
 
 
@@ -344,9 +386,9 @@ class InstructionUnit(wiring.Component):
         holding an entry, the compare bits.
     fill_set : Out(set bits)
         The STLB set a TLBFILL would write (for :class:`~rtl.replacement.Replacement`).
-    mtlb_tags, mtlb_cares, mtlb_e, mtlb, mtlb_write : the MTLB
+    mtlb_regs, mtlb, mtlb_write : the MTLB
         Its registers, a data read (TLBRD), the write port.
-    stlb_slot, stlb_full, mtlb_slot, mtlb_full : In; stlb_step, mtlb_step : Out
+    victim : Out(victim_signature)
         The replacement's choice, and its steps.
     multi : Out(1)
         TLBSRCH found more than one entry (D7).
@@ -364,24 +406,18 @@ class InstructionUnit(wiring.Component):
 
     def __init__(self, geom: Geometry):
         self.geom = geom
-        M = geom.mtlb_entries
         members = {
             "insn": Out(InsnSignature(geom)),
             "csr": In(regs_signature(geom)), "csr_write": Out(insn_csr_signature(geom)),
-            "mtlb_tags": In(data.ArrayLayout(tag_layout(geom), M)),
-            "mtlb_cares": In(data.ArrayLayout(geom.vppn_bits, M)),
-            "mtlb_e": In(M),
-            "mtlb": Out(mtlb_read_signature(geom)), "mtlb_write": Out(mtlb_write_signature(geom)),
-            "mtlb_slot": In(range(max(2, M))), "mtlb_full": In(1), "mtlb_step": Out(1),
-            "multi": Out(1),
+            "mtlb_regs": Out(mtlb_regs_signature(geom)), "mtlb": Out(mtlb_read_signature(geom)),
+            "mtlb_write": Out(mtlb_write_signature(geom)),
+            "victim": Out(victim_signature(geom)), "multi": Out(1),
         }
         if geom.has_stlb:
             members.update(
                 stlb=Out(stlb_read_signature(geom)), stlb_e=Out(stlb_e_signature(geom)),
                 stlb_write=Out(stlb_write_signature(geom)), stlb_occupied=In(geom.stlb_sets),
-                stlb_care=In(geom.vppn_bits), fill_set=Out(max(1, geom.set_bits)),
-                stlb_slot=In(range(max(2, geom.stlb_ways))), stlb_full=In(1),
-                stlb_step=Out(1))
+                stlb_care=In(geom.vppn_bits), fill_set=Out(max(1, geom.set_bits)))
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -412,7 +448,7 @@ class InstructionUnit(wiring.Component):
             with m.State("PAGE"):
                 m.d.comb += c.done.eq(1)
                 op5 = c.inv_op == 5
-                m.d.comb += c.mtlb_clear.eq(c.match.mtlb_hits &
+                m.d.comb += c.mw.clear.eq(c.match.mtlb_hits &
                                             ~Mux(op5, Cat(t.g for t in c.tags), 0))
                 if g.has_stlb:
                     c.clear_stlb_set(c.cur_set, [c.match.stlb_hits[w] & ~(op5 & r.tag.g)
@@ -428,49 +464,28 @@ class InstructionUnit(wiring.Component):
         instruction match, and the signals the states drive: shared by every state."""
         g = self.geom
         W, M = g.stlb_ways, g.mtlb_entries
-        set_bits = max(1, g.set_bits)
-        c = SimpleNamespace(req=self.insn, csr=self.csr, done=self.insn.done,
+        c = SimpleNamespace(req=self.insn, done=self.insn.done,
                             cur_asid=self.csr.ASID.ASID, stlbps=self.csr.STLBPS.PS,
-                            tags=[self.mtlb_tags[i] for i in range(M)])
-        # operands, latched when an instruction is accepted (the match key below too)
-        c.op, c.inv_op = Signal(InsnOp, name="op_r"), Signal(5, name="inv_op_r")
+                            tags=[self.mtlb_regs.tags[i] for i in range(M)])
+        # INVTLB's op, latched when an instruction is accepted (the match key too)
+        c.inv_op = Signal(5, name="inv_op_r")
         c.accept = c.req.valid & c.req.ready
         with m.If(c.accept):
-            m.d.sync += [c.op.eq(c.req.op), c.inv_op.eq(c.req.inv_op)]
-        es = m.submodules.entry = EntrySource(g)
-        wiring.connect(m, wiring.flipped(self.csr), es.csr)
-        c.entry = es
-        # D4: TLBFILL under tlbfill_ne "ignore" writes E = 1 whatever NE holds (TLBFILL
-        # writes from the FILL state, TLBWR from IDLE)
-        c.src_e = Signal(name="src_e")
-        m.d.comb += c.src_e.eq(es.e)
-        c.to_stlb = Signal(name="fill_to_stlb")         # TLBFILL's bank (D9)
-        if W:
-            m.d.comb += c.to_stlb.eq(es.entry.ps == c.stlbps)
-        index = self.csr.TLBIDX.Index
-        c.in_stlb, c.in_mtlb = Signal(name="index_in_stlb"), Signal(name="index_in_mtlb")
-        if W:
-            m.d.comb += c.in_stlb.eq(index < g.stlb_entries)
-        m.d.comb += c.in_mtlb.eq(~c.in_stlb & (index < g.total_entries))
-        c.idx_set = index[:g.set_bits] if g.set_bits else Const(0, 1)
-        c.idx_way = Signal(range(max(2, W)), name="idx_way")
-        c.idx_m = Signal(range(max(2, M)), name="idx_mtlb")
-        m.d.comb += [c.idx_way.eq(index >> g.set_bits), c.idx_m.eq(index - g.stlb_entries),
-                     self.mtlb.addr.eq(c.idx_m)]
+            m.d.sync += c.inv_op.eq(c.req.inv_op)
+        c.entry = m.submodules.entry = EntrySource(g)
+        wiring.connect(m, wiring.flipped(self.csr), c.entry.csr)
+        ix = m.submodules.index = IndexDecode(g)
+        c.index = ix.decoded
+        m.d.comb += [ix.index.eq(self.csr.TLBIDX.Index), self.mtlb.addr.eq(c.index.entry)]
         self._matches(m, c)
-        # what an instruction changes, gathered here and applied by the banks: one STLB set
-        # per cycle, written (TLBWR, TLBFILL) or cleared in some ways; one MTLB entry
-        # written, any cleared
-        c.stlb_we, c.stlb_waddr = Signal(max(1, W), name="stlb_we"), Signal(set_bits,
-                                                                             name="stlb_waddr")
-        c.clear_way, c.clear_all = Signal(max(1, W), name="clear_way"), Signal(name="clear_all")
-        c.mtlb_write, c.mtlb_waddr = Signal(name="mtlb_write"), Signal(range(max(2, M)),
-                                                                       name="mtlb_waddr")
-        c.mtlb_clear = Signal(M, name="mtlb_clear")
-        c.step_stlb, c.step_mtlb = Signal(name="step_stlb"), Signal(name="step_mtlb")
+        # what an instruction changes goes straight to the banks: one STLB set per cycle,
+        # written (TLBWR, TLBFILL) or cleared in some ways; one MTLB entry written, any cleared
+        c.mw = self.mtlb_write
+        if W:
+            c.sw = self.stlb_write
 
         def clear_stlb_set(set_, cond_per_way):
-            m.d.comb += [c.stlb_waddr.eq(set_), c.clear_way.eq(Cat(cond_per_way))]
+            m.d.comb += [c.sw.addr.eq(set_), c.sw.clear.eq(Cat(cond_per_way))]
         c.clear_stlb_set = clear_stlb_set
         self._results(m, c)
         return c
@@ -480,18 +495,16 @@ class InstructionUnit(wiring.Component):
         g = self.geom
         c.cw = cw = self.csr_write
         c.search = sr = m.submodules.search = SearchResult(g)
-        m.d.comb += [sr.mtlb_hits.eq(c.match.mtlb_hits), cw.srch_found.eq(sr.found),
-                     cw.srch_index.eq(sr.index), self.multi.eq(sr.multi & cw.srch)]
+        wiring.connect(m, sr.result, wiring.flipped(cw.srch_result))
+        m.d.comb += [sr.mtlb_hits.eq(c.match.mtlb_hits), self.multi.eq(sr.multi & cw.srch)]
         rd = m.submodules.read = EntryRead(g)
-        m.d.comb += [rd.in_stlb.eq(c.in_stlb), rd.in_mtlb.eq(c.in_mtlb), rd.entry.eq(c.idx_m),
-                     rd.mtlb_tags.eq(self.mtlb_tags), rd.mtlb_data.eq(self.mtlb.data),
-                     rd.mtlb_e.eq(self.mtlb_e),
-                     cw.rd_present.eq(rd.present), cw.rd_vppn.eq(rd.vppn), cw.rd_ps.eq(rd.ps),
-                     cw.rd_asid.eq(rd.asid), cw.rd_elo0.eq(rd.elo0), cw.rd_elo1.eq(rd.elo1)]
+        wiring.connect(m, wiring.flipped(self.mtlb_regs), rd.mtlb_regs, c.match.mtlb_regs)
+        wiring.connect(m, c.index, rd.index)
+        wiring.connect(m, rd.result, wiring.flipped(cw.rd_result))
+        m.d.comb += rd.mtlb_data.eq(self.mtlb.data)
         if g.has_stlb:
             m.d.comb += [sr.stlb_hits.eq(c.match.stlb_hits), sr.set.eq(c.cur_set),
-                         rd.way.eq(c.idx_way), rd.stlbps.eq(c.stlbps),
-                         rd.stlb_e.eq(self.stlb_e.e)]
+                         rd.stlbps.eq(c.stlbps), rd.stlb_e.eq(self.stlb_e.e)]
             m.d.comb += [rd.stlb_rows[w].eq(c.rows[w]) for w in range(g.stlb_ways)]
 
     def _matches(self, m, c) -> None:
@@ -501,9 +514,7 @@ class InstructionUnit(wiring.Component):
         c.match = mt = m.submodules.match = InstructionMatch(g)
         m.d.comb += [mt.accept.eq(c.accept), mt.op.eq(c.req.op), mt.va.eq(c.req.va),
                      mt.asid.eq(c.req.asid), mt.src_vppn.eq(c.entry.entry.tag.vppn),
-                     mt.cur_asid.eq(c.cur_asid), mt.stlbps.eq(c.stlbps), mt.inv_op.eq(c.inv_op),
-                     mt.mtlb_tags.eq(self.mtlb_tags), mt.mtlb_cares.eq(self.mtlb_cares),
-                     mt.mtlb_e.eq(self.mtlb_e)]
+                     mt.cur_asid.eq(c.cur_asid), mt.stlbps.eq(c.stlbps), mt.inv_op.eq(c.inv_op)]
         c.rd_set = Signal(max(1, g.set_bits), name="rd_set")      # set read in this cycle
         c.cur_set = Signal(max(1, g.set_bits), name="cur_set")    # set whose rows are out
         m.d.sync += c.cur_set.eq(c.rd_set)
@@ -530,12 +541,12 @@ class InstructionUnit(wiring.Component):
                     # in_stlb and in_mtlb exclude each other; an MTLB-only TLB has no STLB
                     # branch at all (no constant-false case in the Verilog)
                     if W:
-                        with m.If(c.in_stlb):
-                            m.d.comb += [c.stlb_we.eq(Const(1, W) << c.idx_way),
-                                         c.stlb_waddr.eq(c.idx_set)]
-                    with m.If(c.in_mtlb):
+                        with m.If(c.index.in_stlb):
+                            m.d.comb += [c.sw.we.eq(Const(1, W) << c.index.way),
+                                         c.sw.addr.eq(c.index.set)]
+                    with m.If(c.index.in_mtlb):
                         with m.If(c.entry.ps_listed):
-                            m.d.comb += [c.mtlb_write.eq(1), c.mtlb_waddr.eq(c.idx_m)]
+                            m.d.comb += [c.mw.en.eq(1), c.mw.addr.eq(c.index.entry)]
                         with m.Else():
                             m.d.comb += req.illegal.eq(1)
                 with m.Case(InsnOp.TLBFILL):
@@ -545,25 +556,25 @@ class InstructionUnit(wiring.Component):
                 with m.Case(InsnOp.TLBFLUSH):
                     m.d.comb += done.eq(1)
                     if W:
-                        with m.If(c.in_stlb):
-                            c.clear_stlb_set(c.idx_set, [Const(1)] * W)
-                    with m.If(c.in_mtlb):
-                        m.d.comb += c.mtlb_clear.eq(-1)
+                        with m.If(c.index.in_stlb):
+                            c.clear_stlb_set(c.index.set, [Const(1)] * W)
+                    with m.If(c.index.in_mtlb):
+                        m.d.comb += c.mw.clear.eq(-1)
                 with m.Case(InsnOp.TLBCLR):
                     if W:
-                        with m.If(c.in_stlb):
-                            m.d.comb += c.rd_set.eq(c.idx_set)
+                        with m.If(c.index.in_stlb):
+                            m.d.comb += c.rd_set.eq(c.index.set)
                             m.next = "CLR"
-                    with m.If(~c.in_stlb):
+                    with m.If(~c.index.in_stlb):
                         m.d.comb += done.eq(1)
-                    with m.If(c.in_mtlb):
-                        m.d.comb += c.mtlb_clear.eq(c.match.clr_mtlb)
+                    with m.If(c.index.in_mtlb):
+                        m.d.comb += c.mw.clear.eq(c.match.clr_mtlb)
                 with m.Case(InsnOp.TLBSRCH):
                     if W:
                         m.d.comb += c.rd_set.eq(c.key_set_src)
                     m.next = "SRCH"
                 with m.Case(InsnOp.TLBRD):
-                    m.d.comb += c.rd_set.eq(c.idx_set)
+                    m.d.comb += c.rd_set.eq(c.index.set)
                     m.next = "RD"
                 with m.Case(InsnOp.INVTLB):
                     self._invtlb(m, c)
@@ -577,7 +588,9 @@ class InstructionUnit(wiring.Component):
                 m.d.comb += c.rd_set.eq(c.key_set_va)
             m.next = "PAGE"
         with m.Elif(req.inv_op < 2):
-            m.d.comb += [done.eq(1), c.mtlb_clear.eq(-1), c.clear_all.eq(1)]
+            m.d.comb += [done.eq(1), c.mw.clear.eq(-1)]
+            if self.geom.has_stlb:
+                m.d.comb += c.sw.clear_all.eq(1)
         with m.Else():
             # the MTLB is cleared in the last SWEEP cycle, from the latched op and ASID;
             # read the first occupied set now
@@ -590,19 +603,18 @@ class InstructionUnit(wiring.Component):
         g = self.geom
         req = c.req
         m.d.comb += c.done.eq(1)
-        if g.tlbfill_ne == "ignore":
-            m.d.comb += c.src_e.eq(1)
+        m.d.comb += c.entry.fill.eq(1)
         with m.If(~c.entry.ps_listed):
             m.d.comb += req.illegal.eq(1)
-        with m.Elif(c.to_stlb):
+        v = self.victim
+        with m.Elif(c.entry.to_stlb):
             if g.has_stlb:
-                m.d.comb += [c.stlb_we.eq(Const(1, g.stlb_ways) << self.stlb_slot),
-                             c.stlb_waddr.eq(c.fill_set), c.step_stlb.eq(self.stlb_full),
-                             req.slot.eq(Cat(c.fill_set[:g.set_bits], self.stlb_slot))]
+                m.d.comb += [c.sw.we.eq(Const(1, g.stlb_ways) << v.stlb_slot),
+                             c.sw.addr.eq(c.fill_set), v.stlb_step.eq(v.stlb_full),
+                             req.slot.eq(Cat(c.fill_set[:g.set_bits], v.stlb_slot))]
         with m.Else():
-            m.d.comb += [c.mtlb_write.eq(1), c.mtlb_waddr.eq(self.mtlb_slot),
-                         c.step_mtlb.eq(self.mtlb_full),
-                         req.slot.eq(g.stlb_entries + self.mtlb_slot)]
+            m.d.comb += [c.mw.en.eq(1), c.mw.addr.eq(v.mtlb_slot), v.mtlb_step.eq(v.mtlb_full),
+                         req.slot.eq(g.stlb_entries + v.mtlb_slot)]
         m.next = "IDLE"
 
     def _sweep(self, m, c) -> None:
@@ -617,23 +629,17 @@ class InstructionUnit(wiring.Component):
             m.d.comb += c.rd_set.eq(c.sweep.set)
             last = c.sweep.last
         with m.If(last):
-            m.d.comb += [c.done.eq(1), c.mtlb_clear.eq(c.match.inv_mtlb)]
+            m.d.comb += [c.done.eq(1), c.mw.clear.eq(c.match.inv_mtlb)]
             m.next = "IDLE"
 
     def _apply(self, m, c, fsm) -> None:
-        """Hand the changes to the banks and the replacement."""
+        """The entry TLBWR and TLBFILL write, to whichever bank is written."""
+        new = c.entry.entry
         if self.geom.has_stlb:
             m.d.comb += c.sweep.active.eq(fsm.ongoing("SWEEP"))       # by the state alone
-            sw = self.stlb_write
-            new = c.entry.entry
-            m.d.comb += [sw.we.eq(c.stlb_we), sw.addr.eq(c.stlb_waddr), sw.e.eq(c.src_e),
-                         sw.clear.eq(c.clear_way), sw.clear_all.eq(c.clear_all),
-                         sw.data.tag.eq(new.tag), sw.data.lo0.eq(new.lo0),
-                         sw.data.lo1.eq(new.lo1), self.stlb_step.eq(c.step_stlb)]
-        mw = self.mtlb_write
-        m.d.comb += [mw.en.eq(c.mtlb_write), mw.addr.eq(c.mtlb_waddr),
-                     mw.entry.eq(c.entry.entry), mw.mask.eq(c.entry.compare), mw.e.eq(c.src_e),
-                     mw.clear.eq(c.mtlb_clear), self.mtlb_step.eq(c.step_mtlb)]
+            m.d.comb += [c.sw.e.eq(c.entry.e), c.sw.data.tag.eq(new.tag),
+                         c.sw.data.lo0.eq(new.lo0), c.sw.data.lo1.eq(new.lo1)]
+        m.d.comb += [c.mw.entry.eq(new), c.mw.mask.eq(c.entry.compare), c.mw.e.eq(c.entry.e)]
 
 
 def _invtlb_cond(opv, g_bit, asid_eq):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from amaranth import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from loongtlb.sw_model.geometry import Geometry
@@ -14,7 +14,8 @@ from .csrfile import exception_signature, regs_signature
 from .layouts import Access, Exc, half_layout, tag_layout
 from .match import Match
 from .pagesize import PageSize
-from .storage import mtlb_read_signature, stlb_e_signature, stlb_read_signature
+from .storage import (mtlb_read_signature, mtlb_regs_signature, stlb_e_signature,
+                      stlb_read_signature)
 from .util import onehot_mux, priority
 
 __all__ = ["LookupSignature", "LookupPort"]
@@ -66,7 +67,7 @@ class LookupPort(wiring.Component):
     csr : In(regs_signature)
         CRMD.PLV, ASID.ASID, MISC.DWPL, STLBPS.
     stlb, stlb_e, stlb_care : the STLB's row and E reads, its compare bits (with an STLB)
-    mtlb_tags, mtlb_cares, mtlb_e, mtlb : the MTLB's registers and a data read
+    mtlb_regs, mtlb : the MTLB's registers and a data read
     exc : Out(exception_signature)
         The exception to take effect (D13), in the response's cycle.
     multi : Out(1)
@@ -77,13 +78,10 @@ class LookupPort(wiring.Component):
 
     def __init__(self, geom: Geometry):
         self.geom = geom
-        M = geom.mtlb_entries
         members = {
             "port": Out(LookupSignature(geom)),
             "csr": In(regs_signature(geom)),
-            "mtlb_tags": In(data.ArrayLayout(tag_layout(geom), M)),
-            "mtlb_cares": In(data.ArrayLayout(geom.vppn_bits, M)),
-            "mtlb_e": In(M),
+            "mtlb_regs": Out(mtlb_regs_signature(geom)),
             "mtlb": Out(mtlb_read_signature(geom)),
             "exc": Out(exception_signature(geom)),
             "multi": Out(1),
@@ -152,8 +150,9 @@ class LookupPort(wiring.Component):
             m.d.comb += [s.e.eq(self.stlb_e.e), s.key_vpn.eq(vpn), s.key_asid.eq(asid)]
         mm = m.submodules.s1_mtlb = Match(g, M)
         for i in range(M):
-            m.d.comb += [mm.tags[i].eq(self.mtlb_tags[i]), mm.cares[i].eq(self.mtlb_cares[i])]
-        m.d.comb += [mm.e.eq(self.mtlb_e), mm.key_vpn.eq(vpn), mm.key_asid.eq(asid)]
+            m.d.comb += [mm.tags[i].eq(self.mtlb_regs.tags[i]),
+                         mm.cares[i].eq(self.mtlb_regs.cares[i])]
+        m.d.comb += [mm.e.eq(self.mtlb_regs.e), mm.key_vpn.eq(vpn), mm.key_asid.eq(asid)]
         return s, mm, rows
 
     def _select(self, m, req, s, mm, rows):

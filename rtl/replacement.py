@@ -10,7 +10,20 @@ from loongtlb.sw_model.geometry import Geometry
 
 from .util import first_one
 
-__all__ = ["Replacement"]
+__all__ = ["Replacement", "victim_signature"]
+
+
+def victim_signature(geom: Geometry) -> wiring.Signature:
+    """TLBFILL's placement as the instruction unit sees it: the slot chosen in each bank
+    (``stlb_slot``, a way; ``mtlb_slot``, an entry) and whether the bank was full, and the
+    steps of the policy it asks for (``stlb_step``, ``mtlb_step``: a TLBFILL wrote a full
+    bank)."""
+    ways, entries = max(1, geom.stlb_ways), geom.mtlb_entries
+    return wiring.Signature({
+        "stlb_slot": In(range(max(2, ways))), "stlb_full": In(1),
+        "mtlb_slot": In(range(max(2, entries))), "mtlb_full": In(1),
+        "stlb_step": Out(1), "mtlb_step": Out(1),
+    })
 
 
 class Replacement(wiring.Component):
@@ -23,10 +36,9 @@ class Replacement(wiring.Component):
     -------
     stlb_e, mtlb_e : In
         The E bits of the STLB set a TLBFILL would write, and of the MTLB.
-    stlb_slot, stlb_full, mtlb_slot, mtlb_full : Out
-        The way (entry) chosen, and whether the bank was full, a cycle later.
-    stlb_step, mtlb_step : In(1)
-        A TLBFILL wrote a full bank: step the policy (the LFSR once for either bank).
+    choice : In(victim_signature)
+        The way (entry) chosen, and whether the bank was full, a cycle later; a step of the
+        policy (the LFSR once for either bank).
     """
 
     LATENCY = {"slot": 1, "step": 1}
@@ -35,10 +47,7 @@ class Replacement(wiring.Component):
         self.geom = geom
         ways, entries = max(1, geom.stlb_ways), geom.mtlb_entries
         super().__init__({
-            "stlb_e": In(ways), "mtlb_e": In(entries),
-            "stlb_slot": Out(range(max(2, ways))), "stlb_full": Out(1),
-            "mtlb_slot": Out(range(max(2, entries))), "mtlb_full": Out(1),
-            "stlb_step": In(1), "mtlb_step": In(1),
+            "stlb_e": In(ways), "mtlb_e": In(entries), "choice": In(victim_signature(geom)),
         })
 
     def elaborate(self, platform):
@@ -59,12 +68,11 @@ class Replacement(wiring.Component):
             with m.If(step):
                 m.d.sync += rr.eq(Mux(rr == n - 1, 0, rr + 1))
 
+        ch = self.choice
         if g.has_stlb:
-            place("stlb", self.stlb_e, g.stlb_ways, self.stlb_slot, self.stlb_full,
-                  self.stlb_step)
-        place("mtlb", self.mtlb_e, g.mtlb_entries, self.mtlb_slot, self.mtlb_full,
-              self.mtlb_step)
+            place("stlb", self.stlb_e, g.stlb_ways, ch.stlb_slot, ch.stlb_full, ch.stlb_step)
+        place("mtlb", self.mtlb_e, g.mtlb_entries, ch.mtlb_slot, ch.mtlb_full, ch.mtlb_step)
         if g.policy == "lfsr":
-            with m.If(self.stlb_step | self.mtlb_step):
+            with m.If(ch.stlb_step | ch.mtlb_step):
                 m.d.sync += lfsr.eq(lfsr_next)
         return m

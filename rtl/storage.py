@@ -20,7 +20,7 @@ from .pagesize import PageSize
 from .util import bit_at, decoder
 
 __all__ = ["STLB", "MTLB", "stlb_read_signature", "stlb_e_signature", "stlb_write_signature",
-           "mtlb_read_signature", "mtlb_write_signature"]
+           "mtlb_read_signature", "mtlb_regs_signature", "mtlb_write_signature"]
 
 
 def _set_width(geom: Geometry) -> int:
@@ -144,6 +144,16 @@ class STLB(wiring.Component):
         return m
 
 
+def mtlb_regs_signature(geom: Geometry) -> wiring.Signature:
+    """The MTLB's registers, which every reader matches at once: each entry's ``tags``,
+    ``cares`` (the VPPN bits it compares) and ``e`` bit."""
+    M = geom.mtlb_entries
+    return wiring.Signature({
+        "tags": In(data.ArrayLayout(tag_layout(geom), M)),
+        "cares": In(data.ArrayLayout(geom.vppn_bits, M)), "e": In(M),
+    })
+
+
 class MTLB(wiring.Component):
     """The MTLB: the tags in registers, for the match of every entry at once, each with its
     compare mask (decoded from PS when written: one decoder for the bank, not one per entry)
@@ -157,7 +167,7 @@ class MTLB(wiring.Component):
         Data reads: 0 cycles.
     write : In(mtlb_write_signature)
         At the clock edge.
-    tags, cares, e : Out
+    regs : In(mtlb_regs_signature)
         Every entry's tag, the VPPN bits it compares, its E bit: registers.
     """
 
@@ -165,13 +175,10 @@ class MTLB(wiring.Component):
 
     def __init__(self, geom: Geometry, reads: int):
         self.geom = geom
-        M = geom.mtlb_entries
         super().__init__({
             "read": In(mtlb_read_signature(geom)).array(reads),
             "write": In(mtlb_write_signature(geom)),
-            "tags": Out(data.ArrayLayout(tag_layout(geom), M)),
-            "cares": Out(data.ArrayLayout(geom.vppn_bits, M)),
-            "e": Out(M),
+            "regs": In(mtlb_regs_signature(geom)),
         })
 
     def elaborate(self, platform):
@@ -186,9 +193,10 @@ class MTLB(wiring.Component):
         for rd in self.read:
             rp = mem.read_port(domain="comb")
             m.d.comb += [rp.addr.eq(rd.addr), rd.data.eq(rp.data)]
-        m.d.comb += [self.e.eq(e)]
+        m.d.comb += self.regs.e.eq(e)
         for i in range(M):
-            m.d.comb += [self.tags[i].eq(tags[i]), self.cares[i].eq(care_of(g, masks[i]))]
+            m.d.comb += [self.regs.tags[i].eq(tags[i]),
+                         self.regs.cares[i].eq(care_of(g, masks[i]))]
 
         wr = self.write
         we = Signal(M, name="we")

@@ -12,8 +12,8 @@ from loongtlb.sw_model.csr import CSR_NAMES
 from loongtlb.sw_model.geometry import Geometry
 
 from .csrfile import CSRFile
-from .insn import (EntryRead, EntrySource, InstructionMatch, InstructionUnit, SearchResult,
-                   Sweep)
+from .insn import (EntryRead, EntrySource, IndexDecode, InstructionMatch, InstructionUnit,
+                   SearchResult, Sweep)
 from .layouts import InsnOp
 from .lookup import LookupPort, LookupSignature
 from .pagesize import PageSize
@@ -23,8 +23,8 @@ from .storage import MTLB, STLB
 __all__ = ["TLBUnit", "LookupSignature", "ObservationSignature", "BLOCKS"]
 
 #: every block and its latency table (cycles; the instruction unit's per instruction)
-BLOCKS = (PageSize, CSRFile, STLB, MTLB, Replacement, LookupPort, EntrySource, InstructionMatch,
-          SearchResult, EntryRead, Sweep, InstructionUnit)
+BLOCKS = (PageSize, CSRFile, STLB, MTLB, Replacement, LookupPort, EntrySource, IndexDecode,
+          InstructionMatch, SearchResult, EntryRead, Sweep, InstructionUnit)
 
 
 class ObservationSignature(wiring.Signature):
@@ -121,10 +121,7 @@ class TLBUnit(wiring.Component):
                 wiring.connect(wires(f"lookup{p}_stlb"), lp.stlb, stlb.read[p])
                 wiring.connect(wires(f"lookup{p}_stlb_e"), lp.stlb_e, stlb.e_read[p])
         wiring.connect(wires("csr_regs"), csr.regs, iu.csr, *(lp.csr for lp in ports))
-        w = wires("mtlb")
-        for reader in (iu, *ports):
-            w.d.comb += [reader.mtlb_tags.eq(mtlb.tags), reader.mtlb_cares.eq(mtlb.cares),
-                         reader.mtlb_e.eq(mtlb.e)]
+        wiring.connect(wires("mtlb"), mtlb.regs, iu.mtlb_regs, *(lp.mtlb_regs for lp in ports))
         if g.has_stlb:
             w = wires("stlb_care")
             w.d.comb += stlb.stlbps.eq(csr.regs.STLBPS.PS)
@@ -140,9 +137,8 @@ class TLBUnit(wiring.Component):
         wiring.connect(wires("insn_csr"), iu.csr_write, csr.insn)
         wiring.connect(wires("insn_mtlb"), iu.mtlb, mtlb.read[n])
         wiring.connect(wires("insn_mtlb_write"), iu.mtlb_write, mtlb.write)
-        wires("mtlb_fill").d.comb += [
-            repl.mtlb_e.eq(mtlb.e), iu.mtlb_slot.eq(repl.mtlb_slot),
-            iu.mtlb_full.eq(repl.mtlb_full), repl.mtlb_step.eq(iu.mtlb_step)]
+        wiring.connect(wires("victim"), iu.victim, repl.choice)
+        wires("mtlb_fill").d.comb += repl.mtlb_e.eq(mtlb.regs.e)
         if g.has_stlb:
             wiring.connect(wires("insn_stlb"), iu.stlb, stlb.read[n])
             wiring.connect(wires("insn_stlb_e"), iu.stlb_e, stlb.e_read[n])
@@ -150,8 +146,7 @@ class TLBUnit(wiring.Component):
             fill_e = stlb.e_read[n + 1]                  # the E bits of TLBFILL's set
             wires("stlb_fill").d.comb += [
                 fill_e.addr.eq(iu.fill_set), repl.stlb_e.eq(fill_e.e),
-                iu.stlb_occupied.eq(stlb.occupied), iu.stlb_slot.eq(repl.stlb_slot),
-                iu.stlb_full.eq(repl.stlb_full), repl.stlb_step.eq(iu.stlb_step)]
+                iu.stlb_occupied.eq(stlb.occupied)]
 
         # D7: the sticky multi-hit flag
         multi_hit = Signal()
@@ -163,6 +158,6 @@ class TLBUnit(wiring.Component):
         if "obs" in self.signature.members:
             w = wires("obs")
             e_bits = [stlb.e_bits] if g.has_stlb else []
-            w.d.comb += self.obs.e_bits.eq(Cat(*e_bits, mtlb.e))
+            w.d.comb += self.obs.e_bits.eq(Cat(*e_bits, mtlb.regs.e))
             wiring.connect(w, csr.values, wiring.flipped(self.obs.csr))
         return m

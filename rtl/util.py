@@ -135,3 +135,4 @@ def connect_ports(m: Module, outer, inner, domain: str = "comb") -> None:
             m.d[domain] += value.eq(port)
         else:
             m.d[domain] += port.eq(value)
+

@@ -13,7 +13,7 @@ LUT RAM's read is combinational: its read address leads to its data.
 Yosys names a flip-flop after a signal its output drives, so a path's two ends carry RTL
 names: ``unit.sweep_todo_TRELLIS_FF_Q_94`` is reported as ``unit.sweep_todo[94]`` (the bit
 number is Yosys's count, not always the signal's bit), and a register may be named by a
-port of the block that reads it (``unit.lookup1.lk1_mtlb.tags`` is the MTLB's tags as the
+port of the block that reads it (``unit.lookup1.mtlb_regs__tags`` is the MTLB's tags as the
 match of lookup port 1 sees them). The logic between the ends has names Yosys made up, and
 is summed by cell type.
 """

@@ -11,7 +11,7 @@ from amaranth.sim import Simulator
 
 from conftest import GEOMS
 from loongtlb.rtl.csrfile import CSRFile
-from loongtlb.rtl.insn import InstructionUnit
+from loongtlb.rtl.insn import IndexDecode, InstructionUnit
 from loongtlb.rtl.layouts import mask_groups
 from loongtlb.rtl.lookup import LookupPort
 from loongtlb.rtl.match import Match
@@ -52,13 +52,13 @@ def test_replacement_against_the_model_victim(name):
             e = (1 << n) - 1 if rng.random() < 0.6 else rng.getrandbits(n)
             ctx.set(getattr(dut, f"{bank}_e"), e)
             await ctx.tick()
-            slot = ctx.get(getattr(dut, f"{bank}_slot"))
-            full = ctx.get(getattr(dut, f"{bank}_full"))
+            slot = ctx.get(getattr(dut.choice, f"{bank}_slot"))
+            full = ctx.get(getattr(dut.choice, f"{bank}_full"))
             want = model._victim(bank, [Entry(e=bool(e >> i & 1)) for i in range(n)])
             assert (slot, full) == (want, e == (1 << n) - 1)
-            ctx.set(getattr(dut, f"{bank}_step"), full)
+            ctx.set(getattr(dut.choice, f"{bank}_step"), full)
             await ctx.tick()
-            ctx.set(getattr(dut, f"{bank}_step"), 0)
+            ctx.set(getattr(dut.choice, f"{bank}_step"), 0)
 
     simulate(dut, bench)
 
@@ -75,8 +75,9 @@ class _MTLBMatch(Elaboratable):
         m.submodules += [self.mtlb, self.sizes, self.match]
         m.d.comb += [self.sizes.ps.eq(self.mtlb.write.entry.ps),
                      self.mtlb.write.mask.eq(self.sizes.compare),
-                     self.match.tags.eq(self.mtlb.tags), self.match.cares.eq(self.mtlb.cares),
-                     self.match.e.eq(self.mtlb.e)]
+                     self.match.tags.eq(self.mtlb.regs.tags),
+                     self.match.cares.eq(self.mtlb.regs.cares),
+                     self.match.e.eq(self.mtlb.regs.e)]
         return m
 
 
@@ -141,6 +142,29 @@ def test_page_size_tables(name):
             compare = ctx.get(dut.compare)
             assert [compare >> k & 1 for k in range(len(groups))] == \
                 [int(ps - 12 <= lo) for lo, _hi in groups]
+
+    simulate(dut, bench)
+
+
+@pytest.mark.parametrize("name", ["tiny", "odd", "mtlb6"])
+def test_index_decode_against_the_model_slot(name):
+    """Every TLBIDX.Index value decodes to the slot the model's geometry names (D2, D18)."""
+    g = GEOMS[name]
+    dut = IndexDecode(g)
+
+    async def bench(ctx):
+        out = dut.decoded
+        for index in range(1 << g.index_bits):
+            ctx.set(dut.index, index)
+            slot = g.slot_of_index(index)
+            got = (ctx.get(out.in_stlb), ctx.get(out.in_mtlb))
+            if slot is None:
+                assert got == (0, 0), index
+            elif slot.bank == "stlb":
+                assert got == (1, 0) and (ctx.get(out.set), ctx.get(out.way)) == \
+                    (slot.set, slot.way), index
+            else:
+                assert got == (0, 1) and ctx.get(out.entry) == slot.entry, index
 
     simulate(dut, bench)
 
