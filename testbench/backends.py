@@ -33,7 +33,9 @@ class Observation:
 
 
 class Mismatch(Exception):
-    """The model and the RTL disagreed on an op's result."""
+    """The model and the RTL (``other``) disagreed on an op's result."""
+
+    other = "rtl"
 
     def __init__(self, op: Op, key: str, model, rtl):
         self.op, self.key, self.model, self.rtl = op, key, model, rtl
@@ -214,6 +216,9 @@ SIMULATORS = ("pysim", "verilator")
 
 def make_backend(geom: Geometry, name: str, cpus: int = 1, *, sim: str = "pysim",
                  vcd: str | None = None, unit_class=None) -> Backend:
+    if name == "qemu":
+        from .qemu import QemuBackend
+        return QemuBackend(geom, cpus)
     if name not in BACKENDS:
         raise InputError(f"unknown backend {name!r} (one of {', '.join(BACKENDS)})")
     if sim not in SIMULATORS:

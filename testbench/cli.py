@@ -53,6 +53,9 @@ def cmd_replay(args) -> int:
     from .trace import load_trace
 
     geom = load_geometry(args.config)
+    if args.backend == "qemu" and (args.vcd or args.sim != "pysim"):
+        raise InputError("--backend qemu runs QEMU beside the model: --sim and --vcd do not "
+                         "apply")
     if args.vcd is not None:
         _writable_target(args.vcd, "waveform")
     result = None
@@ -69,8 +72,9 @@ def cmd_replay(args) -> int:
         ops = load_trace(args.trace, geom)
         cpus = 1 + max((op.cpu for op in ops), default=0)
         backend = make_backend(geom, args.backend, cpus, sim=args.sim, vcd=args.vcd)
+        batch = 4000 if args.backend == "qemu" else 1024      # one QEMU run per batch
         try:
-            result = replay(ops, backend, args.trace, progress=progress_bar)
+            result = replay(ops, backend, args.trace, batch=batch, progress=progress_bar)
         finally:
             backend.close()
         if sys.stderr.isatty():
@@ -88,6 +92,8 @@ def cmd_replay(args) -> int:
     print(f"ok {args.trace}: {result.ops} ops on {cpus} CPU{'s' if cpus > 1 else ''}, "
           f"{result.expects} expected values met, backend {args.backend}{clock}, "
           f"{elapsed:.2f} s ({rate})")
+    if args.backend == "qemu":
+        print(backend.summary())
     return 0
 
 
@@ -225,6 +231,8 @@ def cmd_fuzz(args) -> int:
     geom = load_geometry(args.config)
     if args.ops < 1:
         raise InputError(f"--ops {args.ops}: must be at least 1")
+    if args.oracle == "qemu":
+        return _fuzz_qemu(args, geom)
     if not 1 <= args.cpus <= 8:
         raise InputError(f"--cpus {args.cpus}: must be 1 to 8")
     fail_path = f"fuzz-{geom.name}-{args.seed}.jsonl" if args.out is None else args.out
@@ -256,6 +264,45 @@ def cmd_fuzz(args) -> int:
         if args.vcd:
             still_fails(geom, small, args.cpus, vcd=args.vcd)     # shrink kept it failing
             print(f"wrote {args.vcd}")
+    return 1
+
+
+def _fuzz_qemu(args, geom) -> int:
+    """fuzz --oracle qemu: the model against QEMU's TLB, differences judged by the rules of
+    docs/spec/qemu.md."""
+    from . import qemu
+    from .fuzz import trace_lines
+    from .trace import write_lines
+
+    given = [flag for flag, value, default in (
+        ("--backend", args.backend, "cosim"), ("--sim", args.sim, "pysim"),
+        ("--cpus", args.cpus, 1), ("--vcd", args.vcd, None)) if value != default]
+    if given:
+        raise InputError(f"--oracle qemu compares the model with QEMU: {', '.join(given)} "
+                         f"does not apply")
+    qemu.check_geometry(geom)
+    fail_path = f"fuzz-{geom.name}-{args.seed}.jsonl" if args.out is None else args.out
+    _writable_target(fail_path, "failure trace")
+    start = time.perf_counter()
+    result = qemu.fuzz(geom, args.ops, args.seed, progress=progress_bar)
+    elapsed = time.perf_counter() - start
+    if sys.stderr.isatty():
+        print("", file=sys.stderr)
+    print(qemu.format_rules(result.rules, result.unobserved))
+    if result.failure is None:
+        print(f"ok {geom.name}: {result.done} ops, seed {args.seed}, oracle qemu "
+              f"({result.runs} QEMU runs), 0 unexplained differences, {elapsed:.1f} s "
+              f"({result.done / elapsed:.0f} ops/s)")
+        return 0
+    print(f"FAIL {geom.name} seed {args.seed}: op {result.done}: {result.failure}")
+    header = f"loongtlb fuzz {geom.name} --oracle qemu --seed {args.seed}: {result.failure}"
+    write_lines(fail_path, trace_lines(result.ops, header))
+    print(f"wrote {fail_path} ({len(result.ops)} ops up to the failure)")
+    if args.shrink:
+        small = qemu.shrink(geom, result.ops)
+        short_path = fail_path.replace(".jsonl", "") + ".shrunk.jsonl"
+        write_lines(short_path, trace_lines(small, header + " (shrunk)"))
+        print(f"wrote {short_path} ({len(small)} ops still differing)")
     return 1
 
 
@@ -331,7 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="modelled cycles per exception kind (defaults in README)")
     p.set_defaults(func=cmd_race)
 
-    p = sub.add_parser("fuzz", help="constrained-random operations, model and RTL compared")
+    p = sub.add_parser("fuzz", help="constrained-random operations: the RTL against the model, "
+                       "or the model against QEMU")
     p.add_argument("config", help="a geometry YAML file")
     p.add_argument("--ops", type=int, default=10000, help="operations (default 10000)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
@@ -339,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("rtl", "cosim"), default="cosim",
                    help="default cosim")
     p.add_argument("--sim", choices=SIMULATORS, default="pysim", help="default pysim")
+    p.add_argument("--oracle", choices=("model", "qemu"), default="model",
+                   help="what the run is checked against: model (the RTL against the model, "
+                   "default) or qemu (the model against QEMU's TLB, la464 only)")
     p.add_argument("--shrink", action="store_true", help="shrink a failing run to a short trace")
     p.add_argument("--vcd", metavar="FILE", help="waveform of the shrunk failing trace")
     p.add_argument("--out", metavar="FILE", help="where a failing run's trace goes "
@@ -367,7 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("replay", help="run a trace and check every expect")
     p.add_argument("config", help="a geometry YAML file")
     p.add_argument("trace", help="a JSON Lines trace (docs/spec/interfaces.md section 3)")
-    p.add_argument("--backend", choices=BACKENDS, default="cosim", help="default cosim")
+    p.add_argument("--backend", choices=BACKENDS + ("qemu",), default="cosim",
+                   help="default cosim; qemu: QEMU's LoongArch TLB beside the model "
+                   "(la464 only, docs/spec/qemu.md)")
     p.add_argument("--sim", choices=SIMULATORS, default="pysim", help="default pysim")
     p.add_argument("--vcd", metavar="FILE", help="write a waveform (pysim)")
     p.set_defaults(func=cmd_replay)

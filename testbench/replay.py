@@ -39,9 +39,11 @@ def replay(ops: list[Op], backend: Backend, source: str = "trace",
             results = backend.execute_batch(chunk)
         except Mismatch as err:
             done = start + next(i for i, op in enumerate(chunk) if op is err.op)
-            return ReplayResult(False, done, met, f"{where(err.op, source)}: model and RTL "
-                                f"disagree: {err.key}: model {show(err.model)}, "
-                                f"rtl {show(err.rtl)}", cpus)
+            other = err.other
+            return ReplayResult(False, done, met, f"{where(err.op, source)}: model and "
+                                f"{other.upper() if other == 'rtl' else other} disagree: "
+                                f"{err.key}: model {show(err.model)}, {other} "
+                                f"{show(err.rtl)}", cpus)
         for i, (op, result) in enumerate(zip(chunk, results, strict=True)):
             miss = check_expect(op, result)
             if miss is not None:

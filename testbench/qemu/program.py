@@ -1,0 +1,618 @@
+"""The bare-metal LA64 program that runs one CPU's ops under QEMU, generated in step with
+the reference model, and the window of physical memory it observes."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from loongtlb.sw_model.errors import InputError
+from loongtlb.sw_model.geometry import Geometry
+from loongtlb.sw_model.tlb import Entry, ReferenceTLB
+
+from ..la64 import CSR_NUMBER, Asm, R
+from ..trace import Op
+from .rules import qemu_exception
+
+QEMU_BINARY = "qemu-system-loongarch64"
+
+ALIAS = 0x9000_0000_0000_0000      # DMW0's window: VA ALIAS | PA, cached, at PLV0 and PLV3
+BIOS = 0x1C00_0000                  # where -bios is loaded and the CPU starts
+BIOS_LIMIT = 4 << 20
+UART = 0x1FE0_01E0                  # ns16550: THR at +0, LSR at +5
+GED_SLEEP = 0x100E_001C             # ACPI GED sleep control: 0x34 powers off
+DATA = 0x0030_0000                  # the program's own data: +0 ESTAT at the last TLB
+#                                     exception, +8 BADV kept across the program's own traps
+WINDOW, WINDOW_END = 0x0040_0000, 0x0080_0000   # physical memory the program can observe
+RAM = ((0, 0x1000_0000), (0x9000_0000, 0x1_0000_0000))  # QEMU virt with -m 2G
+DA_CRMD = 0xA8                      # PLV0, IE 0, DA 1, PG 0, DATF = DATM = 1 (QEMU's reset)
+RET = 0x4C000020                    # jirl zero, ra, 0
+NOP = 0x03400000                    # andi zero, zero, 0
+STORE_MARK = NOP << 32 | RET        # what a store writes: harmless if fetched afterwards
+DONE = 0x454E_4F44_424C_544C        # the program's last word
+END_OF_CELLS = (1 << 64) - 1
+
+STATUS_GENERAL = 1 << 62            # an exception through EENTRY (ESTAT in the low bits)
+STATUS_REFILL = 1 << 63             # an exception through TLBRENTRY
+STATUS_SKIPPED = 1 << 61            # the program did not run the instruction (Q14)
+
+#: the geometry of QEMU 7.2's la464-loongarch-cpu (PRCFG3 0x8073f2)
+
+
+def pristine_cell(pa: int) -> list[int]:
+    """The four instruction words the program puts at every 16-byte cell of the window:
+    a fetch there returns to the caller with a1 = the cell's physical address."""
+    return [0x14000000 | ((pa >> 12) & 0xFFFFF) << 5 | R["a1"],
+            0x03800000 | (pa & 0xFFF) << 10 | R["a1"] << 5 | R["a1"], RET, RET]
+
+
+class Window:
+    """The window's contents as the model expects them: pristine cells, then every store
+    the model says reached it."""
+
+    def __init__(self):
+        self.bytes: dict[int, int] = {}
+
+    @staticmethod
+    def holds(pa: int, size: int = 1) -> bool:
+        return WINDOW <= pa and pa + size <= WINDOW_END
+
+    def byte(self, pa: int) -> int:
+        if pa in self.bytes:
+            return self.bytes[pa]
+        word = pristine_cell(pa & ~15)[(pa >> 2) & 3]
+        return word >> (8 * (pa & 3)) & 0xFF
+
+    def read(self, pa: int, size: int) -> int:
+        return sum(self.byte(pa + i) << (8 * i) for i in range(size))
+
+    def write(self, pa: int, size: int, value: int) -> None:
+        for i in range(size):
+            self.bytes[pa + i] = value >> (8 * i) & 0xFF
+
+    def fetch(self, pa: int) -> int | None:
+        """a1 after a fetch at ``pa`` (0 on entry), or None if it runs into anything but the
+        cell's own instructions."""
+        a1 = 0
+        for addr in range(pa, (pa & ~15) + 16, 4):
+            word = self.read(addr, 4)
+            if word == RET:
+                return a1
+            if word == pristine_cell(addr & ~15)[0] and addr & 15 == 0:
+                hi = word >> 5 & 0xFFFFF
+                a1 = ((hi - (1 << 20) if hi >> 19 else hi) << 12) & ((1 << 64) - 1)
+            elif word == pristine_cell(addr & ~15)[1] and addr & 15 == 4:
+                a1 |= word >> 10 & 0xFFF
+            elif word != NOP:
+                return None
+        return None
+
+    def changed_cells(self) -> dict[int, tuple[int, int]]:
+        cells = {pa & ~15 for pa in self.bytes}
+        out = {}
+        for cell in sorted(cells):
+            lo, hi = self.read(cell, 8), self.read(cell + 8, 8)
+            pristine = pristine_cell(cell)
+            if (lo, hi) != (pristine[0] | pristine[1] << 32, pristine[2] | pristine[3] << 32):
+                out[cell] = (lo, hi)
+        return out
+
+
+def in_ram(pa: int) -> bool:
+    return any(lo <= pa < hi for lo, hi in RAM)
+
+
+@dataclass
+class Step:
+    """One op as generated: the model's result, the words the program reports for it, and
+    what the check needs to know of the model's state."""
+
+    op: Op
+    result: dict
+    layout: list[str]
+    info: dict = field(default_factory=dict)
+
+
+@dataclass
+class State:
+    """Where one CPU's program starts: the model's TLB, the window as the model expects it,
+    CRMD.PLV (from the trace's csrwr)."""
+
+    model: ReferenceTLB
+    window: Window
+    plv: int = 0
+
+    @classmethod
+    def reset(cls, geom: Geometry) -> "State":
+        return cls(ReferenceTLB(geom), Window())
+
+
+class Program:
+    """The program for one CPU's ops, generated in step with the reference model from
+    ``start`` (left as it was). ``choices``: QEMU's choice for each TLBFILL (Q1), as
+    run.fill_choices learns them."""
+
+    def __init__(self, geom: Geometry, ops: list[Op], start: State, choices: list[int]):
+        self.geom = geom
+        start = copy.deepcopy(start)
+        self.model, self.window, self.plv = start.model, start.window, start.plv
+        self.choices = choices
+        self.fills = 0
+        self.steps: list[Step] = []
+        a = self.a = Asm(ALIAS | BIOS)
+        self._prologue()
+        for i, op in enumerate(ops):
+            self._op(i, op)
+        self._epilogue()
+        self.image = a.image()
+        if len(self.image) > BIOS_LIMIT:
+            raise InputError(f"{len(ops)} ops make a QEMU program over 4 MiB; fewer per batch")
+
+    # ---- helpers ------------------------------------------------------------------------------
+    def put(self, reg: int) -> None:
+        """Report register ``reg`` (8 bytes to the UART)."""
+        if reg != R["a0"]:
+            self.a.op("or", R["a0"], reg, R["zero"])
+        self.a.branch("bl", "putq")
+
+    def put_csr(self, name: str) -> None:
+        self.a.op("csrrd", R["a0"], CSR_NUMBER[name])
+        self.a.branch("bl", "putq")
+
+    def set_csr(self, name: str, value: int) -> None:
+        if value == 0:
+            self.a.op("csrwr", R["zero"], CSR_NUMBER[name])
+        else:
+            self.a.li(R["t0"], value)
+            self.a.op("csrwr", R["t0"], CSR_NUMBER[name])
+
+    def sync_csrs(self, *names: str) -> None:
+        """QEMU's CSRs as the model reads them (the program's copy of ESTAT for ESTAT)."""
+        for name in names:
+            value = self.model.read_csr(name)
+            if name == "ESTAT":
+                self.a.li(R["t0"], value)
+                self.a.op("st.d", R["t0"], R["s1"], 0)
+            else:
+                self.set_csr(name, value)
+
+    def sync_slot(self, index: int) -> None:
+        """QEMU's slot ``index`` as the model holds it, by a TLBWR outside the refill
+        context; then the CSRs that took back to the model's."""
+        entry = self.model.entry_at(index) or Entry()
+        g = self.geom
+        self.set_csr("TLBRERA", 0)
+        if entry.e:
+            gbit = 1 << 6 if entry.g else 0
+            ps = entry.ps if index >= g.stlb_entries else self.model.stlbps
+            self.set_csr("TLBEHI", entry.vppn << 13)
+            self.set_csr("TLBELO0", entry.lo0 | gbit)
+            self.set_csr("TLBELO1", entry.lo1 | gbit)
+            self.set_csr("ASID", entry.asid)
+            self.set_csr("TLBIDX", index | ps << 24)
+        else:
+            self.set_csr("TLBIDX", index | 1 << 31)
+        self.a.op("tlbwr")
+        self.sync_csrs("TLBEHI", "TLBELO0", "TLBELO1", "ASID", "TLBIDX", "TLBRERA")
+
+    # ---- the program's frame --------------------------------------------------------------------
+    def _prologue(self) -> None:
+        a, r = self.a, R
+        a.li(r["t0"], a.base + 20)              # run at the DMW alias from here on
+        a.op("jirl", r["zero"], r["t0"], 0)
+        a.branch("b", "start")
+        self._putq()
+        self._handlers()
+        a.label("start")
+        a.li(r["t0"], ALIAS | 0x10 | 0x9)        # DMW0: VSEG 9, MAT CC, PLV0 and PLV3
+        a.op("csrwr", r["t0"], CSR_NUMBER["DMW0"])
+        a.op("csrwr", r["zero"], CSR_NUMBER["ECFG"])
+        a.li(r["t0"], a.address("general"))
+        a.op("csrwr", r["t0"], CSR_NUMBER["EENTRY"])
+        a.li(r["t0"], a.address("refill"))
+        a.op("csrwr", r["t0"], CSR_NUMBER["TLBRENTRY"])
+        a.li(r["s0"], ALIAS | UART)
+        a.li(r["s1"], ALIAS | DATA)
+        a.op("st.d", r["zero"], r["s1"], 0)
+        a.op("st.d", r["zero"], r["s1"], 8)
+        # the window: a cell every 16 bytes
+        a.li(r["t0"], ALIAS | WINDOW)
+        a.li(r["t1"], ALIAS | WINDOW_END)
+        a.li(r["t2"], WINDOW)
+        a.li(r["t4"], 0x14000000 | r["a1"])
+        a.li(r["t6"], 0x03800000 | r["a1"] << 5 | r["a1"])
+        a.li(r["s5"], RET | RET << 32)
+        a.label("fill")
+        self._cell_words()
+        a.op("st.d", r["t3"], r["t0"], 0)
+        a.op("st.d", r["s5"], r["t0"], 8)
+        a.op("addi.d", r["t0"], r["t0"], 16)
+        a.op("addi.d", r["t2"], r["t2"], 16)
+        a.branch("bltu", r["t0"], r["t1"], "fill")
+        # the state the ops start from: the window's stores, the model's entries and CSRs
+        for pa in sorted({pa & ~7 for pa in self.window.bytes}):
+            a.li(r["t0"], ALIAS | pa)
+            a.li(r["t1"], self.window.read(pa, 8))
+            a.op("st.d", r["t1"], r["t0"], 0)
+        a.op("ibar", 0)
+        for index in range(self.geom.total_entries):
+            entry = self.model.entry_at(index)
+            if entry.e:
+                self.sync_slot(index)
+        for name in ("TLBIDX", "TLBEHI", "TLBELO0", "TLBELO1", "ASID", "STLBPS", "TLBRBADV",
+                     "TLBRERA", "TLBRELO0", "TLBRELO1", "TLBREHI", "BADV"):
+            self.set_csr(name, self.model.read_csr(name))
+        self.sync_csrs("ESTAT")
+
+    def _cell_words(self) -> None:
+        """t3 = the first doubleword of the cell at physical t2 (t4, t6: opcode bits)."""
+        a, r = self.a, R
+        a.op("srli.d", r["t3"], r["t2"], 12)
+        a.op("slli.d", r["t3"], r["t3"], 5)
+        a.op("or", r["t3"], r["t3"], r["t4"])
+        a.op("andi", r["t5"], r["t2"], 0xFFF)
+        a.op("slli.d", r["t5"], r["t5"], 10)
+        a.op("or", r["t5"], r["t5"], r["t6"])
+        a.op("slli.d", r["t5"], r["t5"], 32)
+        a.op("or", r["t3"], r["t3"], r["t5"])
+
+    def _putq(self) -> None:
+        emit_putq(self.a)
+
+    def _handlers(self) -> None:
+        """The exception entries. s4 says what the op expects: 0 an exception of the access
+        (recorded in s3), 1 the program's own syscall back from PLV3, 2 INVTLB's INE. Each
+        goes on at the op's continuation (s2), at PLV0; BADV, which QEMU writes on a syscall
+        or INE, is put back."""
+        a, r = self.a, R
+        for entry in ("general", "refill"):
+            a.label(entry)
+            a.op("ori", r["t7"], r["zero"], 1)
+            a.branch("beq", r["s4"], r["t7"], "back")
+            if entry == "general":
+                a.op("csrrd", r["t7"], CSR_NUMBER["ESTAT"])
+                a.op("ori", r["t6"], r["zero"], 2)
+                a.branch("beq", r["s4"], r["t6"], "general_ine")
+                a.op("st.d", r["t7"], r["s1"], 0)          # ESTAT at a TLB exception
+                a.label("general_ine")
+                a.li(r["t6"], STATUS_GENERAL)
+                a.op("or", r["s3"], r["t7"], r["t6"])
+            else:
+                a.li(r["s3"], STATUS_REFILL)
+            a.op("ori", r["t7"], r["zero"], 2)
+            a.branch("beq", r["s4"], r["t7"], "back")
+            a.op("jirl", r["zero"], r["s2"], 0)
+        a.label("back")
+        a.op("ld.d", r["t7"], r["s1"], 8)
+        a.op("csrwr", r["t7"], CSR_NUMBER["BADV"])
+        a.op("jirl", r["zero"], r["s2"], 0)
+
+    def _epilogue(self) -> None:
+        """Report every window cell that differs from its pristine contents (address, both
+        doublewords), an end mark, the done word; power off."""
+        a, r = self.a, R
+        a.li(r["t0"], ALIAS | WINDOW)
+        a.li(r["t1"], ALIAS | WINDOW_END)
+        a.li(r["t2"], WINDOW)
+        a.li(r["t4"], 0x14000000 | r["a1"])
+        a.li(r["t6"], 0x03800000 | r["a1"] << 5 | r["a1"])
+        a.label("scan")
+        self._cell_words()
+        a.op("ld.d", r["s6"], r["t0"], 0)
+        a.branch("bne", r["s6"], r["t3"], "scan_diff")
+        a.op("ld.d", r["s6"], r["t0"], 8)
+        a.branch("bne", r["s6"], r["s5"], "scan_diff")
+        a.label("scan_next")
+        a.op("addi.d", r["t0"], r["t0"], 16)
+        a.op("addi.d", r["t2"], r["t2"], 16)
+        a.branch("bltu", r["t0"], r["t1"], "scan")
+        a.branch("b", "scan_done")
+        a.label("scan_diff")
+        self.put(r["t2"])
+        a.op("ld.d", r["a0"], r["t0"], 0)
+        a.branch("bl", "putq")
+        a.op("ld.d", r["a0"], r["t0"], 8)
+        a.branch("bl", "putq")
+        a.branch("b", "scan_next")
+        a.label("scan_done")
+        a.li(r["a0"], END_OF_CELLS)
+        a.branch("bl", "putq")
+        a.li(r["a0"], DONE)
+        a.branch("bl", "putq")
+        emit_poweroff(a)
+
+    # ---- one op ---------------------------------------------------------------------------------
+    def _op(self, i: int, op: Op) -> None:
+        a, r = self.a, R
+        model = self.model
+        before = {"asid": model.read_csr("ASID"), "refill": model.in_refill,
+                  "estat": model.read_csr("ESTAT")}
+        info: dict = {}
+        layout = ["status"]
+        cont = f"c{i}"
+        a.branch("pcaddi", r["s2"], cont)
+        a.op("or", r["s3"], r["zero"], r["zero"])
+        a.op("or", r["s4"], r["zero"], r["zero"])
+        kind, args = op.kind, op.args
+        body = getattr(self, f"_{kind}")
+        result, after = body(op, args, layout, info, before)
+        a.label(cont)
+        if kind in ("translate", "ertn"):
+            self.set_csr("CRMD", DA_CRMD)
+            a.op("or", r["s4"], r["zero"], r["zero"])
+        self.put(r["s3"])
+        if after is not None:
+            after()
+        self.steps.append(Step(op, result, layout, {**info, "before": before}))
+
+    def _csrrd(self, op, args, layout, info, before):
+        name = args["csr"]
+        result = self.model.csrrd(name)
+        if name == "CRMD":
+            return result, None             # the program keeps QEMU at PLV0 between ops
+        layout.append("value")
+
+        def after():
+            if name == "ESTAT":             # ESTAT as QEMU wrote it at the last TLB exception
+                self.a.op("ld.d", R["a0"], R["s1"], 0)
+                self.a.branch("bl", "putq")
+            else:
+                self.put_csr(name)
+        return result, after
+
+    def _csrwr(self, op, args, layout, info, before):
+        name, value = args["csr"], args["value"]
+        model = self.model
+        result = model.csrwr(name, value)
+        if name == "CRMD":
+            self.plv = model.read_csr("CRMD") & 3
+            return result, None
+        if name in ("MISC", "ESTAT", "PRCFG3"):
+            # read-only in QEMU (csrwr raises INE) or, for ESTAT, only IS[1:0]: not run
+            info["skipped"] = name
+            return result, None
+        self.set_csr(name, value)
+        qemu_view = value & ((1 << 64) - 1)
+        if name == "ASID":
+            qemu_view = (before["asid"] & ~0x3FF) | (value & 0x3FF)
+        info["qemu_view"] = qemu_view
+        if qemu_view != model.read_csr(name):
+            layout.append("readback")
+
+            def after():
+                self.put_csr(name)
+                self.sync_csrs(name)
+            return result, after
+        return result, None
+
+    def _ertn(self, op, args, layout, info, before):
+        a, r = self.a, R
+        result = self.model.ertn()
+        a.op("csrrd", r["t0"], CSR_NUMBER["TLBRERA"])
+        a.op("andi", r["t0"], r["t0"], 1)
+        a.op("or", r["t0"], r["t0"], r["s2"])
+        a.op("csrwr", r["t0"], CSR_NUMBER["TLBRERA"])
+        a.op("or", r["t1"], r["s2"], r["zero"])
+        a.op("csrwr", r["t1"], CSR_NUMBER["ERA"])
+        a.op("csrwr", r["zero"], CSR_NUMBER["PRMD"])
+        a.op("csrwr", r["zero"], CSR_NUMBER["TLBRPRMD"])
+        a.op("ertn")
+
+        return result, lambda: self.sync_csrs("TLBRERA")
+
+    def _tlbsrch(self, op, args, layout, info, before):
+        result = self.model.tlbsrch()
+        self.a.op("tlbsrch")
+        layout.append("TLBIDX")
+
+        def after():
+            self.put_csr("TLBIDX")
+            self.sync_csrs("TLBIDX")
+        return result, after
+
+    def _index(self) -> int:
+        return self.model.csr["TLBIDX"] & 0xFFF
+
+    def _tlbrd(self, op, args, layout, info, before):
+        names = ("TLBIDX", "TLBEHI", "TLBELO0", "TLBELO1", "ASID")
+        out_of_range = self._index() >= self.geom.total_entries
+        entry = self.model.entry_at(self._index())
+        info["valid"] = bool(entry and entry.e)
+        result = self.model.tlbrd()
+        if out_of_range:
+            self.a.li(R["s3"], STATUS_SKIPPED)
+        else:
+            self.a.op("tlbrd")
+        layout.extend(names)
+
+        def after():
+            for name in names:
+                self.put_csr(name)
+            self.sync_csrs(*names)
+        return result, after
+
+    def _tlbwr(self, op, args, layout, info, before):
+        model = self.model
+        index = self._index()
+        lo0 = model.csr["TLBRELO0" if model.in_refill else "TLBELO0"]
+        lo1 = model.csr["TLBRELO1" if model.in_refill else "TLBELO1"]
+        ne = bool(model._field("TLBIDX", "NE"))
+        info["q18"] = ne and model.in_refill        # QEMU writes E = 0 all the same
+        ne = ne and not model.in_refill
+        result = model.tlbwr()
+        info["in_range"] = index < self.geom.total_entries
+        info["ps_unlisted"] = result["illegal"]
+        info["g_split"] = bool((lo0 ^ lo1) >> 6 & 1) and not ne
+        if info["in_range"] and not result["illegal"]:
+            self.a.op("tlbwr")
+        else:
+            # past QEMU's array, or an MTLB entry with a PS it would shift by (Q13, Q7)
+            self.a.li(R["s3"], STATUS_SKIPPED)
+        sync = info["in_range"] and not result["illegal"] and (info["g_split"] or info["q18"])
+        return result, (lambda: self.sync_slot(index)) if sync else None
+
+    def _tlbfill(self, op, args, layout, info, before):
+        a, r, model = self.a, R, self.model
+        lo0 = model.csr["TLBRELO0" if model.in_refill else "TLBELO0"]
+        lo1 = model.csr["TLBRELO1" if model.in_refill else "TLBELO1"]
+        ne = bool(model._field("TLBIDX", "NE")) and not model.in_refill
+        result = model.tlbfill()
+        if result["illegal"]:
+            a.li(r["s3"], STATUS_SKIPPED)    # a PS QEMU would shift by (Q7): not run
+            info["skipped"] = True
+            return result, None
+        k = self.fills
+        self.fills += 1
+        a.op("tlbfill")
+        layout.append("found")
+        info.update(fill=k, g_split=bool((lo0 ^ lo1) >> 6 & 1), ne=ne)
+        model_slot = result.get("slot")
+        # QEMU's choice, the k-th random number of -seed 1 (Q1): a way of the same set, or
+        # an MTLB entry
+        slot = self.geom.slot_of_index(model_slot)
+        qemu_slot = self.geom.index_of_stlb(self.choices[k] % 8, slot.set) \
+            if slot.bank == "stlb" else self.geom.index_of_mtlb(self.choices[k] % 64)
+        info.update(model_slot=model_slot, qemu_slot=qemu_slot)
+
+        def after():
+            a.op("csrrd", r["t1"], CSR_NUMBER["TLBIDX"])
+            a.op("tlbsrch")
+            self.put_csr("TLBIDX")
+            a.op("csrwr", r["t1"], CSR_NUMBER["TLBIDX"])
+            entry = model.entry_at(model_slot)
+            if qemu_slot != model_slot or info["g_split"] or not entry.e:
+                for s in sorted({qemu_slot, model_slot}):
+                    self.sync_slot(s)
+        return result, after
+
+    def _tlbclr(self, op, args, layout, info, before):
+        result = self.model.tlbclr()
+        self.a.op("tlbclr")
+        return result, None
+
+    def _tlbflush(self, op, args, layout, info, before):
+        result = self.model.tlbflush()
+        self.a.op("tlbflush")
+        return result, None
+
+    def _invtlb(self, op, args, layout, info, before):
+        a, r = self.a, R
+        result = self.model.invtlb(args["inv_op"], args["asid"], args["va"])
+        a.li(r["t1"], args["asid"])
+        a.li(r["t2"], args["va"])
+        if args["inv_op"] >= 7:
+            a.op("csrrd", r["t3"], CSR_NUMBER["BADV"])
+            a.op("st.d", r["t3"], r["s1"], 8)
+            a.op("ori", r["s4"], r["zero"], 2)
+        a.op("invtlb", args["inv_op"], r["t1"], r["t2"])
+        return result, None
+
+    def _translate(self, op, args, layout, info, before):
+        a, r, model = self.a, R, self.model
+        va, access = args["va"], args["access"]
+        if self.plv in (1, 2):
+            raise InputError(f"translate at PLV{self.plv} cannot run on QEMU 7.2: its DMW "
+                             f"windows match at PLV0 and PLV3 only, so the program's own code "
+                             f"would need TLB entries")
+        if access == "fetch" and va & 3:
+            raise InputError(f"a fetch at {va:#x} (not a multiple of 4) cannot run on QEMU")
+        if va >> 48 == ALIAS >> 48:
+            raise InputError(f"VA {va:#x} lies in the program's own DMW window on QEMU")
+        hits = model.matches(va, model.asid)
+        info["hit"] = hits[0] if hits else None
+        info["plv"] = self.plv
+        info["dwpl"] = model._field("MISC", "DWPL")
+        result = model.translate(va, access)
+        pa = result.get("pa")
+        if pa is not None and info["hit"][2] < 14:
+            # Q17: QEMU's own TLB maps 16 KiB pages, the 16 KiB around the VA to the 16 KiB
+            # around the PA
+            qemu_pa = (pa & ~0x3FFF) | (va & 0x3FFF)
+            info["q17"] = qemu_pa != pa
+            pa = qemu_pa
+        info["pa"] = pa
+        size = 8 if va & 7 == 0 and access != "fetch" else (4 if access == "fetch" else 1)
+        if result["exc"] == "NONE" and access == "store" and \
+                DATA <= pa + size and pa < DATA + 0x1000:
+            raise InputError(f"a store to PA {pa:#x} would overwrite the QEMU program's data")
+        info["size"] = size
+        # QEMU's own TLB (its softmmu cache) flushed: ASID away and back
+        a.op("csrrd", r["t1"], CSR_NUMBER["ASID"])
+        a.op("addi.d", r["t2"], r["t1"], 1)
+        a.op("csrwr", r["t2"], CSR_NUMBER["ASID"])
+        a.op("csrwr", r["t1"], CSR_NUMBER["ASID"])
+        a.op("csrrd", r["t3"], CSR_NUMBER["BADV"])
+        a.op("st.d", r["t3"], r["s1"], 8)
+        a.li(r["t0"], va)
+        a.op("or", r["a1"], r["zero"], r["zero"])
+        canonical = (va >> 48) in (0, 0xFFFF)
+        qemu_exc = qemu_exception(info["hit"], va, access, self.plv) if canonical else "ADE"
+        hang = access == "fetch" and qemu_exc in ("PNX", "PPI")
+        info["not_run"] = hang
+        if access == "store":
+            if size == 8:
+                a.li(r["t5"], STORE_MARK)
+            else:
+                a.op("ori", r["t5"], r["zero"], STORE_MARK & 0xFF)
+        a.li(r["t1"], self.plv | 1 << 4 | 1 << 5 | 1 << 7)      # PG, DATF = DATM = CC
+        a.op("csrwr", r["t1"], CSR_NUMBER["CRMD"])
+        if hang:
+            a.li(r["s3"], STATUS_SKIPPED)
+        elif access == "load":
+            a.op("ld.d" if size == 8 else "ld.bu", r["a1"], r["t0"], 0)
+        elif access == "store":
+            a.op("st.d" if size == 8 else "st.b", r["t5"], r["t0"], 0)
+        else:
+            a.op("jirl", r["ra"], r["t0"], 0)
+        if self.plv:
+            a.op("ori", r["s4"], r["zero"], 1)
+            a.op("syscall", 0)
+        layout.extend(["a1", "BADV", "TLBEHI", "TLBRBADV", "TLBREHI", "TLBRERA", "ESTAT"])
+        stored = None
+        if qemu_exc == "NONE" and result["exc"] == "NONE" and Window.holds(pa, size):
+            if access == "load":
+                info["expect_a1"] = self.window.read(pa, size)
+            elif access == "store":
+                self.window.write(pa, size, STORE_MARK & ((1 << (8 * size)) - 1))
+                stored = pa & ~7                    # read back where the model put it
+                info["expect_a1"] = self.window.read(stored, 8)
+            else:
+                info["expect_a1"] = self.window.fetch(pa)
+
+        def after():
+            if stored is not None:
+                a.li(r["t0"], ALIAS | stored)
+                a.op("ld.d", r["a1"], r["t0"], 0)
+            self.put(r["a1"])
+            for name in ("BADV", "TLBEHI", "TLBRBADV", "TLBREHI", "TLBRERA"):
+                self.put_csr(name)
+            a.op("ld.d", r["a0"], r["s1"], 0)
+            a.branch("bl", "putq")
+            self.sync_csrs("BADV", "TLBEHI", "TLBRBADV", "TLBREHI", "TLBRERA", "ESTAT")
+        return result, after
+
+
+def emit_putq(a: Asm) -> None:
+    """putq: a0's 8 bytes to the UART (base in s0), low first; clobbers a0, t7, t8."""
+    r = R
+    a.label("putq")
+    a.op("ori", r["t8"], r["zero"], 8)
+    a.label("putq_wait")
+    a.op("ld.bu", r["t7"], r["s0"], 5)
+    a.op("andi", r["t7"], r["t7"], 0x20)
+    a.branch("beqz", r["t7"], "putq_wait")
+    a.op("st.b", r["a0"], r["s0"], 0)
+    a.op("srli.d", r["a0"], r["a0"], 8)
+    a.op("addi.d", r["t8"], r["t8"], -1)
+    a.branch("bnez", r["t8"], "putq_wait")
+    a.op("jirl", r["zero"], r["ra"], 0)
+
+
+def emit_poweroff(a: Asm) -> None:
+    """Power the machine off (ACPI GED sleep), so that QEMU exits."""
+    r = R
+    a.li(r["t0"], ALIAS | GED_SLEEP)
+    a.op("ori", r["t1"], r["zero"], 0x34)
+    a.op("st.b", r["t1"], r["t0"], 0)
+    a.label("halt")
+    a.branch("b", "halt")
