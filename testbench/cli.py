@@ -299,7 +299,7 @@ def _fuzz_qemu(args, geom) -> int:
     write_lines(fail_path, trace_lines(result.ops, header))
     print(f"wrote {fail_path} ({len(result.ops)} ops up to the failure)")
     if args.shrink:
-        small = qemu.shrink(geom, result.ops)
+        small = qemu.shrink(geom, result.ops, key=result.key)
         short_path = fail_path.replace(".jsonl", "") + ".shrunk.jsonl"
         write_lines(short_path, trace_lines(small, header + " (shrunk)"))
         print(f"wrote {short_path} ({len(small)} ops still differing)")

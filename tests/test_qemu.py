@@ -51,7 +51,8 @@ def test_fuzz_against_qemu_finds_no_unexplained_difference(capsys):
         assert f"{rule} x" in out
 
 
-_TLBSRCH, _CHECK = ReferenceTLB.tlbsrch, ReferenceTLB._check
+_TLBSRCH, _CHECK, _TAKE = ReferenceTLB.tlbsrch, ReferenceTLB._check, \
+    ReferenceTLB._take_exception
 
 
 def _bug_tlbsrch_keeps_ne(self):
@@ -69,12 +70,40 @@ def _bug_set_index(va, stlbps, _sets=GEOMS["la464"].stlb_sets):
     return (va >> stlbps) & (_sets - 1)
 
 
-@pytest.mark.parametrize("bug", ["tlbsrch keeps NE", "PA offset", "set index (D1)"])
+def _bug_pil_as_pis(self, va, access, hit):
+    exc, pa, mat = _CHECK(self, va, access, hit)
+    return ("PIS" if exc == "PIL" else exc), pa, mat
+
+
+def _take_then(undo):
+    """_take_exception, then ``undo(tlb, exc, saved CSRs)`` takes part of it back."""
+    def take(self, exc, va):
+        saved = dict(self.csr)
+        _TAKE(self, exc, va)
+        undo(self, exc, saved)
+    return take
+
+
+_EXCEPTION_BUGS = {
+    "BADV not written": lambda t, exc, old: t.csr.update(BADV=old["BADV"]),
+    "ESTAT not written": lambda t, exc, old: t.csr.update(ESTAT=old["ESTAT"]),
+    "IsTLBR not set": lambda t, exc, old: t.csr.update(TLBRERA=old["TLBRERA"]),
+    "TLBEHI VPPN off by one": lambda t, exc, old: exc != "TLBR" and
+    t.csr.update(TLBEHI=t.csr["TLBEHI"] ^ 1 << 13),
+}
+
+
+@pytest.mark.parametrize("bug", ["tlbsrch keeps NE", "PA offset", "set index (D1)",
+                                 "PIL taken as PIS", *_EXCEPTION_BUGS])
 def test_seeded_model_bugs_are_caught(monkeypatch, bug):
     """The model with a bug against QEMU: the fuzzer stops at a difference no rule
     explains."""
     geom = GEOMS["la464"]
-    if bug == "tlbsrch keeps NE":
+    if bug in _EXCEPTION_BUGS:
+        monkeypatch.setattr(ReferenceTLB, "_take_exception", _take_then(_EXCEPTION_BUGS[bug]))
+    elif bug == "PIL taken as PIS":
+        monkeypatch.setattr(ReferenceTLB, "_check", _bug_pil_as_pis)
+    elif bug == "tlbsrch keeps NE":
         monkeypatch.setattr(ReferenceTLB, "tlbsrch", _bug_tlbsrch_keeps_ne)
     elif bug == "PA offset":
         monkeypatch.setattr(ReferenceTLB, "_check", _bug_pa_offset)
@@ -91,9 +120,9 @@ def test_shrink_keeps_a_short_failing_trace(monkeypatch):
     monkeypatch.setattr(ReferenceTLB, "_check", _bug_pa_offset)
     result = qemu.fuzz(geom, 2000, seed=2)
     assert result.failure is not None
-    small = qemu.shrink(geom, result.ops, budget_s=60)
+    small = qemu.shrink(geom, result.ops, budget_s=60, key=result.key)
     assert len(small) < min(40, len(result.ops))
-    assert qemu.still_diverges(geom, small)
+    assert qemu.still_diverges(geom, small, result.key)
 
 
 def _trace(tmp_path, lines):
@@ -102,7 +131,17 @@ def _trace(tmp_path, lines):
     return path
 
 
+_ENTRY = ['{"op": "csrwr", "csr": "TLBEHI", "value": "0x8000"}',
+          '{"op": "csrwr", "csr": "TLBELO0", "value": "0x1c00001f"}',      # the BIOS ROM
+          '{"op": "csrwr", "csr": "TLBELO1", "value": "0x1fe0001f"}',      # the UART's page
+          '{"op": "csrwr", "csr": "TLBIDX", "value": "0x0c000800"}',       # PS 12, MTLB
+          '{"op": "tlbwr"}']
+
+
 @pytest.mark.parametrize("lines, words", [
+    (_ENTRY + ['{"op": "translate", "va": "0x8000", "access": "load"}'], ["0x1c000000"]),
+    (_ENTRY + ['{"op": "translate", "va": "0x91e0", "access": "store"}'], ["reaches PA 0x1fe0"]),
+    (_ENTRY + ['{"op": "translate", "va": "0x8100", "access": "fetch"}'], ["device"]),
     (['{"op": "csrwr", "csr": "CRMD", "value": 1}',
       '{"op": "translate", "va": "0x4000", "access": "load"}'], ["PLV1", "DMW"]),
     (['{"op": "translate", "va": "0x4002", "access": "fetch"}'], ["multiple of 4"]),

@@ -11,11 +11,14 @@ at every op the state the model is in. Where QEMU 7.2 departs from decisions.md 
 docs/spec/qemu.md lists, the program observes QEMU's own result first, then brings QEMU's
 state to the model's (rewrites the CSR, moves an entry), so that the next op starts from
 the same state on both sides; the check afterwards requires QEMU's result to be exactly
-what the listed rule predicts. Anything else is an unexplained difference.
+what the listed rule predicts. Anything else is an unexplained difference. Before an
+access the CSRs it may write hold sentinels, so that what it writes shows; after TLBWR and
+TLBFILL, TLBRD reads back what QEMU wrote.
 
-TLBFILL picks a random slot in QEMU; with ``-seed`` that choice is reproducible, so a program
-with TLBFILLs runs twice: once to learn the slots, once with the entries moved to the
-model's slots (D9), which is the run that is checked.
+TLBFILL picks a random slot in QEMU; under ``-seed 1`` the k-th TLBFILL of any run draws the
+k-th number of one sequence, which a program that does nothing else learns once per
+process, so that every program knows where each TLBFILL lands and moves the entry to the
+model's slot (D9).
 """
 
 from __future__ import annotations

@@ -7,9 +7,17 @@ from collections import Counter
 from loongtlb.sw_model.csr import EXC_CODES
 from loongtlb.sw_model.geometry import Geometry
 
-from .program import (END_OF_CELLS, STATUS_GENERAL, STATUS_REFILL, STATUS_SKIPPED, Program, Step,
-                      in_ram)
-from .rules import Divergence, qemu_exception
+from .program import (DONE, END_OF_CELLS, SENTINEL, STATUS_GENERAL, STATUS_REFILL,
+                      STATUS_SKIPPED, Program, Step, in_ram)
+from .rules import Divergence
+
+_MASK48 = (1 << 48) - 1
+_VPPN = ((1 << 35) - 1) << 13          # VA[47:13], the VPPN of TLBEHI and TLBREHI
+_PAGE = ("PIL", "PIS", "PIF", "PME", "PNR", "PNX", "PPI")
+
+
+def _vppn(value: int) -> int:
+    return value & _VPPN
 
 
 def _is(status: int, ecode: int) -> bool:
@@ -30,19 +38,23 @@ class Checker:
         self.rules: Counter = Counter()
         self.unobserved: Counter = Counter()
 
-    def take(self) -> int:
-        if self.pos >= len(self.words):
-            raise RuntimeError("QEMU's output ended early")
+    def take(self, step: Step | None = None) -> int:
+        if self.pos >= len(self.words) - 1:          # the last word is DONE
+            op = (step or self.program.steps[-1]).op
+            raise Divergence(op, "QEMU's report, which ended early", "more", "the end")
         self.pos += 1
         return self.words[self.pos - 1]
 
     def check(self) -> None:
         for step in self.program.steps:
-            got = {name: self.take() for name in step.layout}
+            got = {name: self.take(step) for name in step.layout}
             getattr(self, f"_{step.op.kind}", self._plain)(step, got)
         cells = {}
         while (pa := self.take()) != END_OF_CELLS:
             cells[pa] = (self.take(), self.take())
+        if self.pos != len(self.words) - 1 or self.words[-1] != DONE:
+            raise Divergence(self.program.steps[-1].op, "QEMU's report, which went on",
+                             "the end", "more")
         want = self.program.window.changed_cells()
         if cells != want:
             first = min(set(cells) ^ set(want) or {pa for pa in cells if cells[pa] != want[pa]})
@@ -59,6 +71,11 @@ class Checker:
 
     def _plain(self, step, got):
         self.status(step, got)
+
+    def _ertn(self, step, got):
+        self.status(step, got)
+        if got["TLBRERA"] & 1:
+            raise Divergence(step.op, "TLBRERA.IsTLBR after it", 0, got["TLBRERA"] & 1)
 
     def _csrrd(self, step, got):
         self.status(step, got)
@@ -115,42 +132,76 @@ class Checker:
         if qemu_asid != res["ASID"]:
             self.explain("Q4")
 
+    def _entry(self, step, got) -> None:
+        """QEMU's TLBRD of the slot TLBWR/TLBFILL wrote against the entry the model wrote
+        (``info["entry"]``): valid as QEMU's rules say (Q2, Q18), then VPPN, PS and both
+        halves, G per half where they were written differing (Q3)."""
+        info, g = step.info, self.geom
+        entry, index = info["entry"], info["slot"]
+        idx, ehi = got["read TLBIDX"], got["read TLBEHI"]
+        elo = got["read TLBELO0"], got["read TLBELO1"]
+        if bool(idx >> 31 & 1) == info["qemu_e"]:
+            raise Divergence(step.op, f"E of the entry at Index {index:#x} (TLBRD)",
+                             int(info["qemu_e"]), int(not idx >> 31 & 1))
+        if not info["qemu_e"]:
+            return
+        w = info["written"]
+        ps = w["ps"] if index >= g.stlb_entries else self.program.model.stlbps
+        want = {"TLBIDX": index | ps << 24, "TLBEHI": w["vppn"] << 13,
+                "TLBELO0": w["lo0"], "TLBELO1": w["lo1"]}
+        have = {"TLBIDX": idx, "TLBEHI": ehi & _MASK48, "TLBELO0": elo[0], "TLBELO1": elo[1]}
+        for name, value in want.items():
+            if have[name] != value:
+                raise Divergence(step.op, f"{name} of the entry at Index {index:#x} (TLBRD)",
+                                 value, have[name])
+        # the model's entry is what QEMU holds, G apart (one G per entry, D3)
+        gbit = 1 << 6
+        if entry.e and (entry.vppn != w["vppn"] or entry.lo0 != w["lo0"] & ~gbit or
+                        entry.lo1 != w["lo1"] & ~gbit or entry.g != bool(w["lo0"] & w["lo1"] & gbit)
+                        or (index >= g.stlb_entries and entry.ps != ps)):
+            raise Divergence(step.op, "the model's entry against QEMU's (TLBRD)", entry, want)
+
     def _tlbwr(self, step, got):
-        if not step.info["in_range"] or step.info["ps_unlisted"]:
+        info = step.info
+        if not info["in_range"] or info["ps_unlisted"]:
             self.status(step, got, STATUS_SKIPPED)
-            self.explain("Q13" if not step.info["in_range"] else "Q7")
+            self.explain("Q13" if not info["in_range"] else "Q7")
             return
         self.status(step, got)
-        if step.info["q18"]:
+        self._entry(step, got)
+        if info["entry"].e != info["qemu_e"]:
+            if not (info["written"]["refill"] and info["written"]["ne"]):
+                raise Divergence(step.op, "E of the entry TLBWR wrote", int(info["entry"].e),
+                                 int(info["qemu_e"]))
             self.explain("Q18")
-        elif step.info["g_split"]:
+        if info["g_split"]:
             self.explain("Q3")
 
     def _tlbfill(self, step, got):
-        if step.info.get("skipped"):
+        info = step.info
+        if info.get("skipped"):
             self.status(step, got, STATUS_SKIPPED)
             self.explain("Q7")
             return
         self.status(step, got)
-        model_slot = step.info["model_slot"]
+        model_slot, slot = info["model_slot"], info["qemu_slot"]
         found = got["found"]
-        if found >> 31 & 1:
-            raise Divergence(step.op, "the entry TLBFILL wrote (TLBSRCH after it)",
-                             model_slot, "not found")
-        slot = found & 0xFFF
-        if slot != step.info["qemu_slot"]:
-            raise Divergence(step.op, "TLBFILL's slot, as QEMU's -seed 1 chooses it",
-                             step.info["qemu_slot"], slot)
+        if found >> 31 & 1 or found & 0xFFF != info["found"]:
+            raise Divergence(step.op, "the Index TLBSRCH finds after it (QEMU's slot, as "
+                             "-seed 1 chooses it, or an older match below)", info["found"],
+                             "none" if found >> 31 & 1 else found & 0xFFF)
         g = self.geom
-        want = g.slot_of_index(model_slot)
-        have = g.slot_of_index(slot)
-        if have is None or have.bank != want.bank or have.set != want.set:
+        want, have = g.slot_of_index(model_slot), g.slot_of_index(slot)
+        if have.bank != want.bank or have.set != want.set:
             raise Divergence(step.op, "TLBFILL's bank and set", model_slot, slot)
+        self._entry(step, got)
         if slot != model_slot:
             self.explain("Q1")
-        if step.info["ne"] and g.tlbfill_ne == "manual":
+        if not info["entry"].e:
+            if not (info["ne"] and not info["written"]["refill"] and g.tlbfill_ne == "manual"):
+                raise Divergence(step.op, "E of the entry TLBFILL wrote", 0, 1)
             self.explain("Q2")
-        if step.info["g_split"]:
+        if info["g_split"]:
             self.explain("Q3")
 
     def _invtlb(self, step, got):
@@ -164,77 +215,113 @@ class Checker:
         self.status(step, got)
 
     def _translate(self, step, got):
-        info, res, va = step.info, step.result, step.op.args["va"]
-        before = info["before"]
-        exc = res["exc"]
-        canonical = (va >> 48) in (0, 0xFFFF)
-        qemu_exc = qemu_exception(info["hit"], va, step.op.args["access"], info["plv"]) \
-            if canonical else "ADE"
-        status = got["status"]
+        """The exception (the model's, or one a listed rule gives QEMU instead), the way
+        QEMU took it, every CSR it wrote against the sentinels the program put there, the
+        model's writes against QEMU's, and the access itself."""
+        info, op = step.info, step.op
+        va, access, exc = op.args["va"], op.args["access"], step.result["exc"]
+        qemu_exc, refill, status = info["qemu_exc"], info["before"]["refill"], got["status"]
         if info["not_run"]:
             self.status(step, got, STATUS_SKIPPED)
             self.explain("Q16")
             return
-        if qemu_exc == "ADE":
-            if not (_is(status, 0x8) or before["refill"] and status == STATUS_REFILL):
-                raise Divergence(step.op, "exc (QEMU's rule Q15)", "ADEM/ADEF", status)
-            self.explain("Q15")
-            return
+        rule = None
         if qemu_exc != exc:
-            self.explain("Q9" if exc == "PPI" and qemu_exc == "PNR" else "Q8")
-        if qemu_exc == "NONE":
+            plv = info["plv"]
+            if qemu_exc == "ADE":
+                rule = "Q15"
+            elif exc == "PPI" and qemu_exc == "PNR" and access == "load":
+                rule = "Q9"
+            elif exc == "NONE" and qemu_exc == "PME" and plv <= 2 and info["dwpl"] >> plv & 1:
+                rule = "Q8"
+            else:
+                raise Divergence(op, "exc (QEMU's checks on the model's entry)", exc, qemu_exc)
+            self.explain(rule)
+        bus = qemu_exc == "NONE" and not in_ram(info["pa"])
+        if bus:
+            self.explain("Q14")
+        # how the exception came, and what it wrote
+        written = {}
+        if qemu_exc == "TLBR":
+            written = {"TLBRBADV": va, "TLBREHI": SENTINEL["TLBREHI"] & ~_VPPN | va & _VPPN}
+        elif qemu_exc in _PAGE or qemu_exc == "ADE":
+            written = {"BADV": va, "TLBEHI": va & ~0x7FFF}
+        code = None
+        if qemu_exc in _PAGE:
+            code = EXC_CODES[qemu_exc], 0
+        elif qemu_exc == "ADE" or bus:
+            code = 8, int(access != "fetch")
+        if qemu_exc == "TLBR":
+            want_status = STATUS_REFILL
+        elif code is None:
+            want_status = 0
+        elif refill:
+            want_status = STATUS_REFILL
+            if qemu_exc in _PAGE:
+                self.explain("Q11")
+        else:
+            want_status = STATUS_GENERAL
+            written["ESTAT"] = code[0] << 16 | code[1] << 22
+        if qemu_exc == "NONE" and not bus and "expect_a1" not in info:
+            written.update(self._unobserved(step, got))
+        elif want_status == STATUS_GENERAL:
+            if not status & STATUS_GENERAL or _estat_code(status) != code:
+                raise Divergence(op, "exc", qemu_exc, status)
+        elif status != want_status:
+            raise Divergence(op, "exc", qemu_exc, status)
+        for name in ("BADV", "TLBEHI", "TLBRBADV", "TLBREHI", "ESTAT"):
+            want = written.get(name, SENTINEL[name])
+            have = got[name] & (0x7FFF0000 if name == "ESTAT" else ~0)
+            if have != want:
+                raise Divergence(op, f"{name} after the access", want, have)
+        if got["TLBRERA"] & 1 != int(refill or qemu_exc == "TLBR"):
+            raise Divergence(op, "TLBRERA.IsTLBR after the access",
+                             int(refill or qemu_exc == "TLBR"), got["TLBRERA"] & 1)
+        if qemu_exc in _PAGE and va & 0x6000:
+            self.explain("Q10")
+        if rule in (None, "Q9"):
+            self._model_wrote(step, written)
+        if qemu_exc == "NONE" and not bus and "expect_a1" in info:
             if info.get("q17"):
                 self.explain("Q17")
-            self._translated(step, got, info["pa"])
-            return
-        if qemu_exc == "TLBR":
-            if status != STATUS_REFILL:
-                raise Divergence(step.op, "exc", "TLBR", status)
-            for name, want in (("TLBRBADV", va), ("TLBRERA", 1)):
-                if got[name] & (1 if name == "TLBRERA" else ~0) != want:
-                    raise Divergence(step.op, name, want, got[name])
-            if got["TLBREHI"] >> 13 & ((1 << 35) - 1) != va >> 13 & ((1 << 35) - 1):
-                raise Divergence(step.op, "TLBREHI.VPPN", va >> 13, got["TLBREHI"])
-            return
-        code = EXC_CODES[qemu_exc]
-        if before["refill"]:
-            if status != STATUS_REFILL:
-                raise Divergence(step.op, "exc (QEMU's rule Q11)", qemu_exc, status)
-            self.explain("Q11")
-        else:
-            if not status & STATUS_GENERAL or _estat_code(status) != (code, 0):
-                raise Divergence(step.op, "exc", qemu_exc, status)
-            if _estat_code(got["ESTAT"]) != (code, 0):
-                raise Divergence(step.op, "ESTAT", code << 16, got["ESTAT"])
-        if got["BADV"] != va:
-            raise Divergence(step.op, "BADV", va, got["BADV"])
-        if got["TLBEHI"] != va & ~0x7FFF:
-            raise Divergence(step.op, "TLBEHI (QEMU's rule Q10)", va & ~0x7FFF, got["TLBEHI"])
-        if va & 0x6000:
-            self.explain("Q10")
+            if got["a1"] != info["expect_a1"]:
+                raise Divergence(op, f"{access} at PA {info['pa']:#x}", info["expect_a1"],
+                                 got["a1"])
 
-    def _translated(self, step, got, pa):
-        """No exception in the model: QEMU's access went through, to the PA it found."""
-        status, access = got["status"], step.op.args["access"]
-        if not in_ram(pa):
-            refill = step.info["before"]["refill"]
-            if not (_is(status, 0x8) or refill and status == STATUS_REFILL):
-                raise Divergence(step.op, "exc (QEMU's rule Q14)", "ADEM/ADEF", status)
-            self.explain("Q14")
-            return
-        if "expect_a1" not in step.info:
-            self.unobserved["PA outside the window"] += 1
-            if access == "fetch" and status:
-                # RAM outside the window holds no code of the program's: QEMU decodes what
-                # is there, and an INE (through the refill entry while IsTLBR = 1) is a
-                # fetch that translated
-                refill = step.info["before"]["refill"]
-                if not (_is(status, 0xD) or refill and status == STATUS_REFILL):
-                    raise Divergence(step.op, "exc", "NONE", status)
-                return
-            self.status(step, got)
-            return
-        self.status(step, got)
-        if got["a1"] != step.info["expect_a1"]:
-            raise Divergence(step.op, f"{access} at PA {pa:#x}", step.info["expect_a1"],
-                             got["a1"])
+    def _model_wrote(self, step, written: dict) -> None:
+        """Where model and QEMU raised the same exception, the model wrote what QEMU wrote
+        (BADV, the VPPN of TLBEHI or TLBREHI, TLBRBADV, IsTLBR, ESTAT's code; Q9 apart) and
+        left the rest as it was."""
+        info, op, va = step.info, step.op, step.op.args["va"]
+        pre, post, exc = info["pre"], info["post"], step.result["exc"]
+        want = dict(pre)
+        if exc == "TLBR":
+            want["TLBRBADV"] = va
+            want["TLBREHI"] = pre["TLBREHI"] & ~_VPPN | va & _VPPN
+            want["TLBRERA"] = 1
+        elif exc in _PAGE:
+            want["BADV"] = va
+            want["TLBEHI"] = pre["TLBEHI"] & ~_VPPN | va & _VPPN
+            want["ESTAT"] = pre["ESTAT"] & ~0x7FFF0000 | EXC_CODES[exc] << 16
+        for name, value in want.items():
+            have = post[name]
+            if name in ("TLBEHI", "TLBREHI"):         # D17: bits 63:48 copy bit 47
+                value, have = value & _MASK48, have & _MASK48
+            if have != value:
+                raise Divergence(op, f"the model's {name} after the access", value, have)
+
+    def _unobserved(self, step, got) -> dict:
+        """A load or fetch that translated to RAM outside the window: its PA cannot be
+        checked. A fetch decodes what RAM holds there, and an INE (through the refill entry
+        while IsTLBR = 1) is a fetch that translated; it writes BADV (the PC) and, through
+        EENTRY, ESTAT. The CSRs it wrote."""
+        self.unobserved["PA outside the window"] += 1
+        status, va = got["status"], step.op.args["va"]
+        if not status:
+            return {}
+        if step.op.args["access"] == "fetch":
+            if _is(status, 0xD):
+                return {"BADV": va, "ESTAT": 0xD << 16}
+            if step.info["before"]["refill"] and status == STATUS_REFILL:
+                return {"BADV": va}
+        raise Divergence(step.op, "exc", "NONE", status)

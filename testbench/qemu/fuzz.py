@@ -187,6 +187,8 @@ class FuzzOutcome:
     unobserved: Counter
     runs: int
     failure: str | None = None
+    #: what differed (Divergence.key), which shrinking keeps
+    key: str | None = None
 
 
 def fuzz(geom: Geometry, ops: int, seed: int, batch: int = 2000,
@@ -206,7 +208,7 @@ def fuzz(geom: Geometry, ops: int, seed: int, batch: int = 2000,
         except Divergence as err:
             upto = next(i for i, op in enumerate(chunk) if op is err.op) + 1
             return FuzzOutcome(taken + chunk[:upto], len(taken) + upto - 1, rules,
-                               unobserved, runs + 1, str(err))
+                               unobserved, runs + 1, str(err), err.key)
         taken += chunk
         runs += 1
         rules += outcome.rules
@@ -216,26 +218,29 @@ def fuzz(geom: Geometry, ops: int, seed: int, batch: int = 2000,
     return FuzzOutcome(taken, len(taken), rules, unobserved, runs)
 
 
-def still_diverges(geom: Geometry, ops: list[Op]) -> bool:
+def still_diverges(geom: Geometry, ops: list[Op], key: str | None = None) -> bool:
+    """Whether ``ops`` (from the reset state) still end in an unexplained difference (in
+    ``key``, if given)."""
     try:
         run_ops(geom, ops)
-    except Divergence:
-        return True
+    except Divergence as err:
+        return key is None or err.key == key
     except InputError:
         return False
     return False
 
 
-def shrink(geom: Geometry, ops: list[Op], budget_s: float = 120.0) -> list[Op]:
-    """Drop ops while QEMU and the model still differ unexplained (chunks, then single
-    ops), within a time budget."""
+def shrink(geom: Geometry, ops: list[Op], budget_s: float = 120.0,
+           key: str | None = None) -> list[Op]:
+    """Drop ops while QEMU and the model still differ unexplained, in ``key`` if given
+    (chunks, then single ops), within a time budget."""
     start = time.monotonic()
     current, chunk = list(ops), max(1, len(ops) // 2)
     while chunk >= 1 and time.monotonic() - start < budget_s:
         i, removed = 0, False
         while i < len(current) and time.monotonic() - start < budget_s:
             trial = current[:i] + current[i + chunk:]
-            if trial and still_diverges(geom, trial):
+            if trial and still_diverges(geom, trial, key):
                 current, removed = trial, True
             else:
                 i += chunk
