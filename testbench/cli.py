@@ -291,7 +291,8 @@ def _fuzz_qemu(args, geom) -> int:
     print(qemu.format_rules(result.rules, result.unobserved))
     if result.failure is None:
         print(f"ok {geom.name}: {result.done} ops, seed {args.seed}, oracle qemu "
-              f"({result.runs} QEMU runs), 0 unexplained differences, {elapsed:.1f} s "
+              f"({result.runs} QEMU run{'s' if result.runs != 1 else ''}), 0 unexplained "
+              f"differences, {elapsed:.1f} s "
               f"({result.done / elapsed:.0f} ops/s)")
         return 0
     print(f"FAIL {geom.name} seed {args.seed}: op {result.done}: {result.failure}")

@@ -40,10 +40,11 @@ def replay(ops: list[Op], backend: Backend, source: str = "trace",
         except Mismatch as err:
             done = start + next(i for i, op in enumerate(chunk) if op is err.op)
             other = err.other
+            detail = getattr(err, "detail", None) or \
+                f"{err.key}: model {show(err.model)}, {other} {show(err.rtl)}"
             return ReplayResult(False, done, met, f"{where(err.op, source)}: model and "
                                 f"{other.upper() if other == 'rtl' else other} disagree: "
-                                f"{err.key}: model {show(err.model)}, {other} "
-                                f"{show(err.rtl)}", cpus)
+                                f"{detail}", cpus)
         for i, (op, result) in enumerate(zip(chunk, results, strict=True)):
             miss = check_expect(op, result)
             if miss is not None:

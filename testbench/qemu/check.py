@@ -9,7 +9,7 @@ from loongtlb.sw_model.geometry import Geometry
 
 from .program import (DONE, END_OF_CELLS, SENTINEL, STATUS_GENERAL, STATUS_REFILL,
                       STATUS_SKIPPED, Program, Step, in_ram)
-from .rules import Divergence
+from .rules import Divergence, csr_view
 
 _MASK48 = (1 << 48) - 1
 _VPPN = ((1 << 35) - 1) << 13          # VA[47:13], the VPPN of TLBEHI and TLBREHI
@@ -49,6 +49,7 @@ class Checker:
         for step in self.program.steps:
             got = {name: self.take(step) for name in step.layout}
             getattr(self, f"_{step.op.kind}", self._plain)(step, got)
+        self._dump()
         cells = {}
         while (pa := self.take()) != END_OF_CELLS:
             cells[pa] = (self.take(), self.take())
@@ -62,6 +63,26 @@ class Checker:
             raise Divergence(op, f"window cell {first:#x} after the batch",
                              want.get(first), cells.get(first))
 
+    def _dump(self) -> None:
+        """Every slot at the end, as QEMU's TLBRD reads it, against the model's entries
+        (the ASID apart, which TLBRD does not report)."""
+        g, model = self.geom, self.program.model
+        last = self.program.steps[-1] if self.program.steps else None
+        for index in range(g.total_entries):
+            have = [self.take(last) for _ in range(4)]
+            entry = model.entry_at(index)
+            if entry.e:
+                ps = entry.ps if index >= g.stlb_entries else model.stlbps
+                gbit = 1 << 6 if entry.g else 0
+                want = [index | ps << 24, entry.vppn << 13, entry.lo0 | gbit, entry.lo1 | gbit]
+            else:
+                want = [index | 1 << 31, 0, 0, 0]
+            have[1] &= _MASK48
+            if have != want:
+                raise Divergence(last.op, f"the entry at Index {index:#x} after the batch "
+                                 f"(TLBIDX, TLBEHI, TLBELO0, TLBELO1)",
+                                 [hex(v) for v in want], [hex(v) for v in have])
+
     def explain(self, rule: str) -> None:
         self.rules[rule] += 1
 
@@ -74,8 +95,10 @@ class Checker:
 
     def _ertn(self, step, got):
         self.status(step, got)
-        if got["TLBRERA"] & 1:
-            raise Divergence(step.op, "TLBRERA.IsTLBR after it", 0, got["TLBRERA"] & 1)
+        for who, value in (("QEMU's", got["TLBRERA"] & 1),
+                           ("the model's", int(step.info["model_refill"]))):
+            if value:
+                raise Divergence(step.op, f"{who} TLBRERA.IsTLBR after it", 0, value)
 
     def _csrrd(self, step, got):
         self.status(step, got)
@@ -96,6 +119,11 @@ class Checker:
 
     def _csrwr(self, step, got):
         self.status(step, got)
+        name, value = step.op.args["csr"], step.op.args["value"]
+        want = csr_view(name, value, step.info["before"]["csr"], self.geom.page_shifts)
+        if step.info["model_view"] != want:
+            raise Divergence(step.op, f"the model's {name} after csrwr", want,
+                             step.info["model_view"], model_only=True)
         if "skipped" in step.info:
             if step.info["skipped"] == "MISC":
                 self.explain("Q8")
@@ -129,6 +157,11 @@ class Checker:
         qemu_asid = before if step.info["valid"] else before & ~0x3FF
         if got["ASID"] != qemu_asid:
             raise Divergence(step.op, "ASID (QEMU's rule Q4)", qemu_asid, got["ASID"])
+        # D8: the entry's ASID for a valid entry, else ASID as it was
+        model_asid = before & ~0x3FF | step.info["entry_asid"] if step.info["valid"] else before
+        if res["ASID"] != model_asid:
+            raise Divergence(step.op, "the model's ASID after TLBRD (D8)", model_asid,
+                             res["ASID"], model_only=True)
         if qemu_asid != res["ASID"]:
             self.explain("Q4")
 
@@ -146,7 +179,7 @@ class Checker:
         if not info["qemu_e"]:
             return
         w = info["written"]
-        ps = w["ps"] if index >= g.stlb_entries else self.program.model.stlbps
+        ps = w["ps"] if index >= g.stlb_entries else info["before"]["stlbps"]
         want = {"TLBIDX": index | ps << 24, "TLBEHI": w["vppn"] << 13,
                 "TLBELO0": w["lo0"], "TLBELO1": w["lo1"]}
         have = {"TLBIDX": idx, "TLBEHI": ehi & _MASK48, "TLBELO0": elo[0], "TLBELO1": elo[1]}
@@ -169,10 +202,12 @@ class Checker:
             return
         self.status(step, got)
         self._entry(step, got)
+        w = info["written"]
+        if info["entry"].e != (w["refill"] or not w["ne"]):          # D4
+            raise Divergence(step.op, "E of the entry the model's TLBWR wrote (D4)",
+                             int(w["refill"] or not w["ne"]), int(info["entry"].e),
+                             model_only=True)
         if info["entry"].e != info["qemu_e"]:
-            if not (info["written"]["refill"] and info["written"]["ne"]):
-                raise Divergence(step.op, "E of the entry TLBWR wrote", int(info["entry"].e),
-                                 int(info["qemu_e"]))
             self.explain("Q18")
         if info["g_split"]:
             self.explain("Q3")
@@ -197,14 +232,22 @@ class Checker:
         self._entry(step, got)
         if slot != model_slot:
             self.explain("Q1")
-        if not info["entry"].e:
-            if not (info["ne"] and not info["written"]["refill"] and g.tlbfill_ne == "manual"):
-                raise Divergence(step.op, "E of the entry TLBFILL wrote", 0, 1)
+        w = info["written"]
+        model_e = w["refill"] or not w["ne"] or g.tlbfill_ne == "ignore"          # D4
+        if info["entry"].e != model_e:
+            raise Divergence(step.op, "E of the entry the model's TLBFILL wrote (D4)",
+                             int(model_e), int(info["entry"].e), model_only=True)
+        if not model_e:
             self.explain("Q2")
         if info["g_split"]:
             self.explain("Q3")
 
     def _invtlb(self, step, got):
+        for index in step.info.get("q19", []):
+            if not got[f"q19 {index} TLBIDX"] >> 31 & 1:
+                raise Divergence(step.op, f"the entry at Index {index:#x} (QEMU's rule Q19)",
+                                 "cleared", "kept")
+            self.explain("Q19")
         if step.op.args["inv_op"] >= 7:
             status = got["status"]
             if not (_is(status, 0xD) or step.info["before"]["refill"] and
@@ -226,13 +269,17 @@ class Checker:
             self.explain("Q16")
             return
         rule = None
+        spared = access == "store" and info["plv"] <= 2 and info["dwpl"] >> info["plv"] & 1
+        if qemu_exc == exc == "PME" and spared or qemu_exc == exc == "PNR" and info["ppi"]:
+            # D11: the model must give DWPL's NONE, or the privilege check's PPI first
+            raise Divergence(op, "exc (D11)", "NONE" if spared else "PPI", exc,
+                             model_only=True)
         if qemu_exc != exc:
-            plv = info["plv"]
             if qemu_exc == "ADE":
                 rule = "Q15"
-            elif exc == "PPI" and qemu_exc == "PNR" and access == "load":
+            elif exc == "PPI" and qemu_exc == "PNR" and info["ppi"]:
                 rule = "Q9"
-            elif exc == "NONE" and qemu_exc == "PME" and plv <= 2 and info["dwpl"] >> plv & 1:
+            elif exc == "NONE" and qemu_exc == "PME" and spared:
                 rule = "Q8"
             else:
                 raise Divergence(op, "exc (QEMU's checks on the model's entry)", exc, qemu_exc)
@@ -308,7 +355,8 @@ class Checker:
             if name in ("TLBEHI", "TLBREHI"):         # D17: bits 63:48 copy bit 47
                 value, have = value & _MASK48, have & _MASK48
             if have != value:
-                raise Divergence(op, f"the model's {name} after the access", value, have)
+                raise Divergence(op, f"the model's {name} after the access", value, have,
+                                 model_only=True)
 
     def _unobserved(self, step, got) -> dict:
         """A load or fetch that translated to RAM outside the window: its PA cannot be

@@ -90,7 +90,16 @@ class QemuOps(RandomOps):
         return self.rng.choice(self.geom.page_shifts)
 
     def _index(self) -> int:
-        return self.rng.randrange(self.geom.total_entries)
+        """Half the time a slot that holds an entry, so that TLBRD, TLBCLR and TLBFLUSH
+        meet entries as often as empty slots."""
+        g = self.geom
+        if self.rng.random() < 0.5:
+            valid = [g.index_of_stlb(w, s) for w, row in enumerate(self.model.stlb)
+                     for s, e in enumerate(row) if e.e]
+            valid += [g.index_of_mtlb(i) for i, e in enumerate(self.model.mtlb) if e.e]
+            if valid:
+                return self.rng.choice(valid)
+        return self.rng.randrange(g.total_entries)
 
     def _tlbidx(self, ne=None, ps=None) -> int:
         if ne is None:

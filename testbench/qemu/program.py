@@ -311,9 +311,20 @@ class Program:
         a.op("jirl", r["zero"], r["s2"], 0)
 
     def _epilogue(self) -> None:
-        """Report every window cell that differs from its pristine contents (address, both
+        """Report every TLB slot as TLBRD reads it (TLBIDX, TLBEHI, TLBELO0, TLBELO1), then
+        every window cell that differs from its pristine contents (address, both
         doublewords), an end mark, the done word; power off."""
         a, r = self.a, R
+        a.op("or", r["s6"], r["zero"], r["zero"])
+        a.li(r["s7"], self.geom.total_entries)
+        a.label("dump")
+        a.op("or", r["t0"], r["s6"], r["zero"])
+        a.op("csrwr", r["t0"], CSR_NUMBER["TLBIDX"])
+        a.op("tlbrd")
+        for name in ("TLBIDX", "TLBEHI", "TLBELO0", "TLBELO1"):
+            self.put_csr(name)
+        a.op("addi.d", r["s6"], r["s6"], 1)
+        a.branch("bltu", r["s6"], r["s7"], "dump")
         a.li(r["t0"], ALIAS | WINDOW)
         a.li(r["t1"], ALIAS | WINDOW_END)
         a.li(r["t2"], WINDOW)
@@ -348,7 +359,10 @@ class Program:
         a, r = self.a, R
         model = self.model
         before = {"asid": model.read_csr("ASID"), "refill": model.in_refill,
-                  "estat": model.read_csr("ESTAT")}
+                  "estat": model.read_csr("ESTAT"), "stlbps": model.stlbps,
+                  "tlbfill_ne": self.geom.tlbfill_ne}
+        if op.kind == "csrwr":
+            before["csr"] = model.read_csr(op.args["csr"])
         info: dict = {}
         layout = ["status"]
         cont = f"c{i}"
@@ -386,6 +400,7 @@ class Program:
         name, value = args["csr"], args["value"]
         model = self.model
         result = model.csrwr(name, value)
+        info["model_view"] = model.read_csr(name)
         if name == "CRMD":
             self.plv = model.read_csr("CRMD") & 3
             return result, None
@@ -410,6 +425,7 @@ class Program:
     def _ertn(self, op, args, layout, info, before):
         a, r = self.a, R
         result = self.model.ertn()
+        info["model_refill"] = self.model.in_refill
         a.op("csrrd", r["t0"], CSR_NUMBER["TLBRERA"])
         a.op("andi", r["t0"], r["t0"], 1)
         a.op("or", r["t0"], r["t0"], r["s2"])
@@ -444,6 +460,7 @@ class Program:
         out_of_range = self._index() >= self.geom.total_entries
         entry = self.model.entry_at(self._index())
         info["valid"] = bool(entry and entry.e)
+        info["entry_asid"] = entry.asid if info["valid"] else None
         result = self.model.tlbrd()
         if out_of_range:
             self.a.li(R["s3"], STATUS_SKIPPED)
@@ -469,14 +486,15 @@ class Program:
                 "lo1": model.csr["TLBRELO1" if refill else "TLBELO1"],
                 "ne": bool(model._field("TLBIDX", "NE")), "refill": refill}
 
-    def read_back(self, index: int, layout: list[str]) -> None:
-        """TLBRD of QEMU's slot ``index``, reported (TLBIDX, TLBEHI, TLBELO0, TLBELO1) before
-        anything rewrites it; the CSRs it wrote are set back to the model's."""
+    def read_back(self, index: int, layout: list[str], tag: str = "read") -> None:
+        """TLBRD of QEMU's slot ``index``, reported (``tag`` TLBIDX, TLBEHI, TLBELO0,
+        TLBELO1) before anything rewrites it; the CSRs it wrote are set back to the
+        model's."""
         self.set_csr("TLBIDX", index)
         self.a.op("tlbrd")
         for name in ("TLBIDX", "TLBEHI", "TLBELO0", "TLBELO1"):
             self.put_csr(name)
-            layout.append(f"read {name}")
+            layout.append(f"{tag} {name}")
         self.sync_csrs("TLBIDX", "TLBEHI", "TLBELO0", "TLBELO1", "ASID")
 
     def _tlbwr(self, op, args, layout, info, before):
@@ -549,6 +567,7 @@ class Program:
 
     def _invtlb(self, op, args, layout, info, before):
         a, r = self.a, R
+        info["q19"] = extra = self._other_sets(args) if args["inv_op"] in (5, 6) else []
         result = self.model.invtlb(args["inv_op"], args["asid"], args["va"])
         a.li(r["t1"], args["asid"])
         a.li(r["t2"], args["va"])
@@ -557,7 +576,29 @@ class Program:
             a.op("st.d", r["t3"], r["s1"], 8)
             a.op("ori", r["s4"], r["zero"], 2)
         a.op("invtlb", args["inv_op"], r["t1"], r["t2"])
-        return result, None
+
+        def after():
+            for index in extra:                 # Q19: QEMU cleared them; the model did not
+                self.read_back(index, layout, f"q19 {index}")
+                self.sync_slot(index)
+        return result, after if extra else None
+
+    def _other_sets(self, args) -> list[int]:
+        """The STLB entries outside the VA's set that INVTLB op 5/6 matches: QEMU 7.2 looks
+        at every entry (Q19), D15 at the VA's set only."""
+        g, model = self.geom, self.model
+        ps, va, asid = model.stlbps, args["va"] & ((1 << 48) - 1), args["asid"] & 0x3FF
+        home = g.stlb_set_of(va, ps)
+        out = []
+        for way in range(g.stlb_ways):
+            for set_ in range(g.stlb_sets):
+                e = model.stlb[way][set_]
+                if not e.e or set_ == home or (e.vppn << 13) >> (ps + 1) != va >> (ps + 1):
+                    continue
+                if (not e.g and e.asid == asid) if args["inv_op"] == 5 else \
+                        (e.g or e.asid == asid):
+                    out.append(g.index_of_stlb(way, set_))
+        return out
 
     #: the CSRs a translation may write, which the program reports after one
     TRANSLATION_CSRS = ("BADV", "TLBEHI", "TLBRBADV", "TLBREHI", "TLBRERA", "ESTAT")
@@ -571,6 +612,7 @@ class Program:
         qemu_exc = qemu_exception(hits[0] if hits else None, va, access, self.plv) \
             if canonical else "ADE"
         info.update(hit=hits[0] if hits else None, plv=self.plv, qemu_exc=qemu_exc,
+                    ppi=bool(hits) and not _privileged(hits[0], va, self.plv),
                     dwpl=model._field("MISC", "DWPL"),
                     pre={name: model.read_csr(name) for name in self.TRANSLATION_CSRS})
         result = model.translate(va, access)
@@ -665,6 +707,15 @@ class Program:
         lo = entry.lo1 if (va >> ps) & 1 else entry.lo0
         mask = (1 << ps) - 1
         return ((lo >> 12 & ((1 << 36) - 1)) << 12 & ~mask) | (va & mask)
+
+
+def _privileged(hit, va: int, plv: int) -> bool:
+    """D12 for the half of the hit entry VA selects: RPLV = 0, PLV <= the page's; RPLV = 1,
+    PLV equal to it."""
+    _, entry, ps = hit
+    lo = entry.lo1 if (va >> ps) & 1 else entry.lo0
+    level = lo >> 2 & 3
+    return plv == level if lo >> 63 & 1 else plv <= level
 
 
 def emit_putq(a: Asm) -> None:
