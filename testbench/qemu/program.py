@@ -231,10 +231,7 @@ class Program:
         a.op("st.d", r["zero"], r["s1"], 0)
         a.op("st.d", r["zero"], r["s1"], 8)
         # the window: a cell every 16 bytes
-        a.li(r["t0"], ALIAS | WINDOW)
-        a.li(r["t1"], ALIAS | WINDOW_END)
-        a.li(r["t2"], WINDOW)
-        self._cell_constants()
+        self._window_start()
         a.label("fill")
         self._cell_words()
         a.op("st.d", r["t3"], r["t0"], 0)
@@ -257,9 +254,13 @@ class Program:
             self.set_csr(name, self.model.read_csr(name))
         self.sync_csrs("ESTAT")
 
-    def _cell_constants(self) -> None:
-        """t4, t6, s5: the opcode bits of a cell's words (pristine_cell)."""
+    def _window_start(self) -> None:
+        """For a walk over the window's cells: t0 the first (its alias), t1 the end, t2 its
+        PA; t4, t6, s5 the opcode bits of a cell's words (pristine_cell)."""
         a, r = self.a, R
+        a.li(r["t0"], ALIAS | WINDOW)
+        a.li(r["t1"], ALIAS | WINDOW_END)
+        a.li(r["t2"], WINDOW)
         a.li(r["t4"], 0x14000000 | r["a1"])
         a.li(r["t6"], 0x03800000 | r["a1"] << 5 | r["a1"])
         a.li(r["s5"], RET << 32 | 0x14000000)
@@ -325,10 +326,7 @@ class Program:
             self.put_csr(name)
         a.op("addi.d", r["s6"], r["s6"], 1)
         a.branch("bltu", r["s6"], r["s7"], "dump")
-        a.li(r["t0"], ALIAS | WINDOW)
-        a.li(r["t1"], ALIAS | WINDOW_END)
-        a.li(r["t2"], WINDOW)
-        self._cell_constants()
+        self._window_start()
         a.label("scan")
         self._cell_words()
         a.op("ld.d", r["s6"], r["t0"], 0)
