@@ -14,7 +14,7 @@ from loongtlb.sw_model.tlb import Entry, ReferenceTLB
 from ..backends import run_on_model
 from ..randomops import RandomOps
 from ..trace import Op
-from .program import WINDOW, WINDOW_END, State
+from .program import NOTHING, WINDOW, WINDOW_END, State
 from .rules import Divergence, check_geometry
 from .run import run_ops
 
@@ -48,8 +48,8 @@ class QemuOps(RandomOps):
     """:class:`RandomOps` kept inside what the architecture defines and QEMU 7.2 can run
     (docs/spec/qemu.md): no two matching entries (``model``, kept in step with the ops
     taken, says which exist), listed page sizes, Index in range, G equal in both halves,
-    PPNs aligned to their page and mostly in the window the program observes, CRMD.PLV 0
-    or 3, addresses aligned to what they access."""
+    PPNs aligned to their page, in the window the program observes or where nothing is
+    mapped, CRMD.PLV 0 or 3, addresses aligned to what they access."""
 
     def __init__(self, geom: Geometry, seed: int):
         super().__init__(geom, seed)
@@ -67,8 +67,8 @@ class QemuOps(RandomOps):
         roll = rng.random()
         if roll < 0.8 and size <= WINDOW_END - WINDOW:
             base = WINDOW + rng.randrange((WINDOW_END - WINDOW) // size) * size
-        else:
-            base = rng.randrange((1 << self.geom.palen) // size) * size
+        else:                          # where nothing is mapped: a bus error (Q14)
+            base = NOTHING + rng.randrange(((1 << self.geom.palen) - NOTHING) // size) * size
         return base >> 12
 
     def _elo_ps(self, ps: int, g: bool) -> int:
