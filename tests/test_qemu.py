@@ -266,3 +266,19 @@ def test_rules_the_fuzzer_never_needs(capsys, tmp_path):
     assert code == 0, err
     for rule in ("Q3 x1", "Q7 x2", "Q13 x2", "Q15 x1", "Q19 x1"):
         assert rule in out, (rule, out)
+
+
+def test_a_fetch_qemu_never_returns_from_is_named(monkeypatch):
+    """Where the program runs a fetch that raises PNX in QEMU (here: the prediction made to
+    miss it), QEMU loops (Q16); the run stops after its time with the fetch named."""
+    from loongtlb.testbench.qemu import program
+
+    monkeypatch.setattr(program, "qemu_exception", lambda hit, va, access, plv: "NONE")
+    ops = [Op("csrwr", {"csr": "TLBEHI", "value": 0x8000}),
+           Op("csrwr", {"csr": "TLBELO0", "value": 1 << 62 | 0x400000 | 0x1F}),   # NX
+           Op("csrwr", {"csr": "TLBELO1", "value": 1 << 62 | 0x404000 | 0x1F}),
+           Op("csrwr", {"csr": "TLBIDX", "value": 0x0E000001}),                 # set 1
+           Op("tlbwr", {}),
+           Op("translate", {"va": 0x8000, "access": "fetch"})]
+    with pytest.raises(qemu.Divergence, match="never returns from a PNX"):
+        qemu.run_ops(GEOMS["la464"], ops, timeout=3)

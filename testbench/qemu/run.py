@@ -98,8 +98,12 @@ def run_ops(geom: Geometry, ops: list[Op], start: State | None = None,
     try:
         words = run_image(program.image, timeout)
     except Stopped as err:
-        raise Divergence(stopped_at(program, err.words), str(err), "the op's end",
-                         "no end") from None
+        op = stopped_at(program, err.words)
+        why = str(err)
+        if op.kind == "translate" and op.args["access"] == "fetch":
+            why += (" from this fetch (QEMU 7.2 never returns from a PNX or PPI on a fetch, "
+                    "Q16, and the model predicted none here)")
+        raise Divergence(op, why, "the op's end", "no end") from None
     checker = Checker(geom, program, words)
     checker.check()
     end = State(program.model, program.window, program.plv)
