@@ -101,11 +101,6 @@ class QemuOps(RandomOps):
                 return self.rng.choice(valid)
         return self.rng.randrange(g.total_entries)
 
-    def _tlbidx(self, ne=None, ps=None) -> int:
-        if ne is None:
-            ne = self.rng.random() < 0.1
-        return self._index() | (self._ps() if ps is None else ps) << 24 | ne << 31
-
     # ---- op makers ------------------------------------------------------------------------
     def _translate(self):
         rng = self.rng

@@ -12,7 +12,7 @@ from loongtlb.sw_model.tlb import Entry, ReferenceTLB
 
 from ..la64 import CSR_NUMBER, Asm, R
 from ..trace import Op
-from .rules import qemu_exception
+from .rules import half, privileged, qemu_exception
 
 QEMU_BINARY = "qemu-system-loongarch64"
 
@@ -213,10 +213,7 @@ class Program:
     # ---- the program's frame --------------------------------------------------------------------
     def _prologue(self) -> None:
         a, r = self.a, R
-        a.li(r["t0"], a.base + 20)              # run at the DMW alias from here on
-        a.op("jirl", r["zero"], r["t0"], 0)
-        a.branch("b", "start")
-        self._putq()
+        emit_entry(a)
         self._handlers()
         a.label("start")
         a.li(r["t0"], ALIAS | 0x10 | 0x9)        # DMW0: VSEG 9, MAT CC, PLV0 and PLV3
@@ -249,10 +246,8 @@ class Program:
             entry = self.model.entry_at(index)
             if entry.e:
                 self.sync_slot(index)
-        for name in ("TLBIDX", "TLBEHI", "TLBELO0", "TLBELO1", "ASID", "STLBPS", "TLBRBADV",
-                     "TLBRERA", "TLBRELO0", "TLBRELO1", "TLBREHI", "BADV"):
-            self.set_csr(name, self.model.read_csr(name))
-        self.sync_csrs("ESTAT")
+        self.sync_csrs("TLBIDX", "TLBEHI", "TLBELO0", "TLBELO1", "ASID", "STLBPS", "TLBRBADV",
+                       "TLBRERA", "TLBRELO0", "TLBRELO1", "TLBREHI", "BADV", "ESTAT")
 
     def _window_start(self) -> None:
         """For a walk over the window's cells: t0 the first (its alias), t1 the end, t2 its
@@ -279,9 +274,6 @@ class Program:
         a.op("srli.d", r["t5"], r["t2"], 4)
         a.op("slli.d", r["t5"], r["t5"], 5)
         a.op("or", r["t5"], r["t5"], r["s5"])
-
-    def _putq(self) -> None:
-        emit_putq(self.a)
 
     def _handlers(self) -> None:
         """The exception entries. s4 says what the op expects: 0 an exception of the access
@@ -610,7 +602,7 @@ class Program:
         qemu_exc = qemu_exception(hits[0] if hits else None, va, access, self.plv) \
             if canonical else "ADE"
         info.update(hit=hits[0] if hits else None, plv=self.plv, qemu_exc=qemu_exc,
-                    ppi=bool(hits) and not _privileged(hits[0], va, self.plv),
+                    ppi=bool(hits) and not privileged(half(hits[0], va), self.plv),
                     dwpl=model._field("MISC", "DWPL"),
                     pre={name: model.read_csr(name) for name in self.TRANSLATION_CSRS})
         result = model.translate(va, access)
@@ -701,19 +693,18 @@ class Program:
     @staticmethod
     def _pa(hit, va: int) -> int:
         """The PA an entry gives (where the model raised an exception QEMU does not)."""
-        _, entry, ps = hit
-        lo = entry.lo1 if (va >> ps) & 1 else entry.lo0
-        mask = (1 << ps) - 1
-        return ((lo >> 12 & ((1 << 36) - 1)) << 12 & ~mask) | (va & mask)
+        mask = (1 << hit[2]) - 1
+        return ((half(hit, va) >> 12 & ((1 << 36) - 1)) << 12 & ~mask) | (va & mask)
 
 
-def _privileged(hit, va: int, plv: int) -> bool:
-    """D12 for the half of the hit entry VA selects: RPLV = 0, PLV <= the page's; RPLV = 1,
-    PLV equal to it."""
-    _, entry, ps = hit
-    lo = entry.lo1 if (va >> ps) & 1 else entry.lo0
-    level = lo >> 2 & 3
-    return plv == level if lo >> 63 & 1 else plv <= level
+def emit_entry(a: Asm) -> None:
+    """A program's first words: go on at the DMW alias of the next one, jump to the label
+    ``start`` (which the program defines after its routines), and the routine putq."""
+    r = R
+    a.li(r["t0"], a.base + 20)
+    a.op("jirl", r["zero"], r["t0"], 0)
+    a.branch("b", "start")
+    emit_putq(a)
 
 
 def emit_putq(a: Asm) -> None:

@@ -7,7 +7,7 @@ from loongtlb.sw_model.errors import InputError
 from loongtlb.sw_model.geometry import Geometry
 
 from ..backends import Mismatch
-from ..trace import Op
+from ..trace import Op, show
 
 QEMU_LAYOUT = {"grlen": 64, "valen": 48, "palen": 48, "asid_bits": 10, "stlb_ways": 8,
                "stlb_sets": 256, "mtlb_entries": 64}
@@ -62,17 +62,12 @@ class Divergence(Mismatch):
     def __init__(self, op: Op, key: str, model, qemu, model_only: bool = False):
         super().__init__(op, key, model, qemu)
         names = ("decisions.md", "model") if model_only else ("model", "QEMU")
-        self.detail = (f"{key}: {names[0]} {show_value(model)}, {names[1]} "
-                       f"{show_value(qemu)}")
+        self.detail = (f"{key}: {names[0]} {show(model)}, {names[1]} "
+                       f"{show(qemu)}")
         self.args = (f"{op.kind} on cpu {op.cpu}: {self.detail}",)
 
     def __str__(self) -> str:
         return self.args[0]
-
-
-def show_value(value) -> str:
-    return f"{value:#x}" if isinstance(value, int) and not isinstance(value, bool) else \
-        str(value)
 
 
 #: the bits csrrd reads back of each CSR the unit has, on la464 (interfaces.md section 2,
@@ -101,14 +96,26 @@ def csr_view(name: str, value: int, old: int, page_shifts) -> int:
     return view
 
 
+def half(hit, va: int) -> int:
+    """The half (a TLBELO image without G) of the hit entry (Index, entry, PS) that VA[PS]
+    selects."""
+    _, entry, ps = hit
+    return entry.lo1 if (va >> ps) & 1 else entry.lo0
+
+
+def privileged(lo: int, plv: int) -> bool:
+    """D12 for a half: RPLV = 0, PLV <= the page's; RPLV = 1, PLV equal to it."""
+    level = lo >> 2 & 3
+    return plv == level if lo >> 63 & 1 else plv <= level
+
+
 def qemu_exception(hit, va: int, access: str, plv: int) -> str:
     """The exception QEMU 7.2 raises for a translation at a canonical VA, from the model's
     hit (Index, entry, PS) or None: the check order V, NX (fetch), NR (load), privilege,
     D (store), and no DWPL (Q8, Q9)."""
     if hit is None:
         return "TLBR"
-    _, entry, ps = hit
-    lo = entry.lo1 if (va >> ps) & 1 else entry.lo0
+    lo = half(hit, va)
     bit = lambda n: lo >> n & 1  # noqa: E731
     if not bit(0):
         return {"load": "PIL", "store": "PIS", "fetch": "PIF"}[access]
@@ -116,8 +123,7 @@ def qemu_exception(hit, va: int, access: str, plv: int) -> str:
         return "PNX"
     if access == "load" and bit(61):
         return "PNR"
-    level = lo >> 2 & 3
-    if (plv != level) if bit(63) else (plv > level):
+    if not privileged(lo, plv):
         return "PPI"
     if access == "store" and not bit(1):
         return "PME"

@@ -18,7 +18,7 @@ from ..backends import Backend
 from ..la64 import CSR_NUMBER, Asm, R
 from ..trace import Op
 from .check import Checker
-from .program import ALIAS, BIOS, DONE, UART, Program, State, emit_poweroff, emit_putq
+from .program import ALIAS, BIOS, DONE, UART, Program, State, emit_entry, emit_poweroff
 from .rules import Divergence, check_geometry
 
 QEMU_BINARY = "qemu-system-loongarch64"
@@ -126,10 +126,7 @@ def discover(n: int) -> list[int]:
     """n TLBFILLs into the MTLB (PS 21 while STLBPS is 14), each found by TLBSRCH, reported
     and cleared by INVTLB 0."""
     a, r = Asm(ALIAS | BIOS), R
-    a.li(r["t0"], a.base + 20)
-    a.op("jirl", r["zero"], r["t0"], 0)
-    a.branch("b", "start")
-    emit_putq(a)
+    emit_entry(a)
     a.label("start")
     a.li(r["s0"], ALIAS | UART)
     for name, value in (("STLBPS", 14), ("TLBEHI", 0x4000_0000), ("TLBELO0", 1 << 12 | 1),
