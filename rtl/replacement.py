@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
+from amaranth import Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -39,16 +39,22 @@ class Replacement(wiring.Component):
     choice : In(victim_signature)
         The way (entry) chosen, and whether the bank was full, a cycle later; a step of the
         policy (the LFSR once for either bank).
+    state : Out(32), with ``state=True``
+        The policy's state, for a formal checker: ``lfsr``, the LFSR in bits 0-15;
+        ``round_robin``, the STLB's and the MTLB's pointers in bits 16-23 and 24-31.
     """
 
     LATENCY = {"slot": 1, "step": 1}
 
-    def __init__(self, geom: Geometry):
+    def __init__(self, geom: Geometry, state: bool = False):
         self.geom = geom
         ways, entries = max(1, geom.stlb_ways), geom.mtlb_entries
-        super().__init__({
+        members = {
             "stlb_e": In(ways), "mtlb_e": In(entries), "choice": In(victim_signature(geom)),
-        })
+        }
+        if state:
+            members["state"] = Out(32)
+        super().__init__(members)
 
     def elaborate(self, platform):
         g = self.geom
@@ -67,11 +73,19 @@ class Replacement(wiring.Component):
             m.d.sync += [slot_r.eq(slot), full_r.eq(full)]
             with m.If(step):
                 m.d.sync += rr.eq(Mux(rr == n - 1, 0, rr + 1))
+            return rr
 
         ch = self.choice
+        stlb_rr = Const(0, 8)
         if g.has_stlb:
-            place("stlb", self.stlb_e, g.stlb_ways, ch.stlb_slot, ch.stlb_full, ch.stlb_step)
-        place("mtlb", self.mtlb_e, g.mtlb_entries, ch.mtlb_slot, ch.mtlb_full, ch.mtlb_step)
+            stlb_rr = place("stlb", self.stlb_e, g.stlb_ways, ch.stlb_slot, ch.stlb_full,
+                            ch.stlb_step)
+        mtlb_rr = place("mtlb", self.mtlb_e, g.mtlb_entries, ch.mtlb_slot, ch.mtlb_full,
+                        ch.mtlb_step)
+        if "state" in self.signature.members:
+            # the state of the policy in use only
+            state = lfsr if g.policy == "lfsr" else (stlb_rr << 16) | (mtlb_rr << 24)
+            m.d.comb += self.state.eq(state)
         if g.policy == "lfsr":
             with m.If(ch.stlb_step | ch.mtlb_step):
                 m.d.sync += lfsr.eq(lfsr_next)

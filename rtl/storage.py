@@ -91,20 +91,25 @@ class STLB(wiring.Component):
         The sets that hold a valid entry.
     e_bits : Out(ways * sets)
         Every E bit, way-major (Index order).
+    contents : Out(every row, way-major), with ``contents=True``
+        Every row at once, for a formal checker (a read port per row).
     """
 
     LATENCY = {"read": 1, "e_read": 0, "write": 1}
 
-    def __init__(self, geom: Geometry, reads: int, e_reads: int):
+    def __init__(self, geom: Geometry, reads: int, e_reads: int, contents: bool = False):
         self.geom = geom
         W, S = geom.stlb_ways, geom.stlb_sets
-        super().__init__({
+        members = {
             "read": In(stlb_read_signature(geom)).array(reads),
             "e_read": In(stlb_e_signature(geom)).array(e_reads),
             "write": In(stlb_write_signature(geom)),
             "stlbps": In(6), "care": Out(geom.vppn_bits),
             "occupied": Out(S), "e_bits": Out(W * S),
-        })
+        }
+        if contents:
+            members["contents"] = Out(data.ArrayLayout(stlb_entry_layout(geom), W * S))
+        super().__init__(members)
 
     def elaborate(self, platform):
         g = self.geom
@@ -124,6 +129,11 @@ class STLB(wiring.Component):
                 m.d.comb += [rp.addr.eq(rd.addr), rd.rows[w].eq(rp.data)]
         for rd in self.e_read:
             m.d.comb += rd.e.eq(Cat(bit_at(e_way[w], rd.addr) for w in range(W)))
+        if "contents" in self.signature.members:
+            for w in range(W):
+                for s in range(S):
+                    rp = mems[w].read_port(domain="comb")
+                    m.d.comb += [rp.addr.eq(s), self.contents[w * S + s].eq(rp.data)]
         sizes = m.submodules.sizes = PageSize(g, compare=True)
         m.d.comb += [sizes.ps.eq(self.stlbps), self.care.eq(care_of(g, sizes.compare))]
         occupied = e_way[0]
@@ -169,17 +179,23 @@ class MTLB(wiring.Component):
         At the clock edge.
     regs : In(mtlb_regs_signature)
         Every entry's tag, the VPPN bits it compares, its E bit: registers.
+    contents : Out(every entry), with ``contents=True``
+        Every entry at once, for a formal checker (a read port per entry).
     """
 
     LATENCY = {"read": 0, "write": 1}
 
-    def __init__(self, geom: Geometry, reads: int):
+    def __init__(self, geom: Geometry, reads: int, contents: bool = False):
         self.geom = geom
-        super().__init__({
+        members = {
             "read": In(mtlb_read_signature(geom)).array(reads),
             "write": In(mtlb_write_signature(geom)),
             "regs": In(mtlb_regs_signature(geom)),
-        })
+        }
+        if contents:
+            members["contents"] = Out(data.ArrayLayout(mtlb_entry_layout(geom),
+                                                       geom.mtlb_entries))
+        super().__init__(members)
 
     def elaborate(self, platform):
         g = self.geom
@@ -194,6 +210,12 @@ class MTLB(wiring.Component):
             rp = mem.read_port(domain="comb")
             m.d.comb += [rp.addr.eq(rd.addr), rd.data.eq(rp.data)]
         m.d.comb += self.regs.e.eq(e)
+        if "contents" in self.signature.members:
+            for i in range(M):
+                rp = mem.read_port(domain="comb")
+                entry = self.contents[i]
+                m.d.comb += [rp.addr.eq(i), entry.tag.eq(tags[i]), entry.ps.eq(rp.data.ps),
+                             entry.lo0.eq(rp.data.lo0), entry.lo1.eq(rp.data.lo1)]
         for i in range(M):
             m.d.comb += [self.regs.tags[i].eq(tags[i]),
                          self.regs.cares[i].eq(care_of(g, masks[i]))]

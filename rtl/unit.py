@@ -5,7 +5,7 @@ against."""
 from __future__ import annotations
 
 from amaranth import Cat, Module, Signal
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from loongtlb.sw_model.csr import CSR_NAMES
@@ -14,7 +14,7 @@ from loongtlb.sw_model.geometry import Geometry
 from .csrfile import CSRFile
 from .insn import (EntryRead, EntrySource, IndexDecode, InstructionMatch, InstructionUnit,
                    SearchResult, Sweep)
-from .layouts import InsnOp
+from .layouts import InsnOp, mtlb_entry_layout
 from .lookup import LookupPort, LookupSignature
 from .pagesize import PageSize
 from .replacement import Replacement
@@ -30,13 +30,24 @@ BLOCKS = (PageSize, CSRFile, STLB, MTLB, Replacement, LookupPort, EntrySource, I
 class ObservationSignature(wiring.Signature):
     """What a checker observes of the unit's state, beside its ports: ``e_bits``, every
     slot's E bit in Index order (way-major STLB, then the MTLB); ``csr``, what csrrd reads of
-    every CSR. For simulation and formal checks; synthesis leaves it out."""
+    every CSR. For simulation and formal checks; synthesis leaves it out.
 
-    def __init__(self, geom: Geometry):
-        super().__init__({
+    With ``contents``, for formal checks: ``entries``, every slot's entry in Index order (an
+    STLB slot's ``ps`` is 0: the STLB has none), ``cares``, the VPPN bits each MTLB entry
+    compares, and ``policy``, the replacement's state (:class:`~rtl.replacement.Replacement`).
+    """
+
+    def __init__(self, geom: Geometry, contents: bool = False):
+        members = {
             "e_bits": Out(geom.total_entries),
             "csr": Out(wiring.Signature({name: Out(geom.grlen) for name in CSR_NAMES})),
-        })
+        }
+        if contents:
+            members.update(
+                entries=Out(data.ArrayLayout(mtlb_entry_layout(geom), geom.total_entries)),
+                cares=Out(data.ArrayLayout(geom.vppn_bits, geom.mtlb_entries)),
+                policy=Out(32))
+        super().__init__(members)
 
 
 class TLBUnit(wiring.Component):
@@ -63,15 +74,16 @@ class TLBUnit(wiring.Component):
     lookup : Out(LookupSignature).array(lookup_ports)
         Translation ports. A lookup uses CRMD.PLV, ASID.ASID, MISC.DWPL and STLBPS; when
         two ports take effect in one cycle, the lowest-numbered port's CSR writes win.
-    obs : Out(ObservationSignature), with ``observe=True``
-        The state a checker compares.
+    obs : Out(ObservationSignature), with ``observe=True`` (or ``"contents"``)
+        The state a checker compares (with ``"contents"``, every entry too).
 
     Lookups, CSR writes and instructions are meant not to overlap in time; when they do,
     an instruction's CSR writes win over a lookup's, and a lookup's over the CSR port's.
     """
 
-    def __init__(self, geom: Geometry, *, observe: bool = False):
+    def __init__(self, geom: Geometry, *, observe: bool | str = False):
         self.geom = geom
+        self.contents = observe == "contents"
         members = {
             "csr_addr": In(14), "csr_rdata": Out(geom.grlen),
             "csr_we": In(1), "csr_wdata": In(geom.grlen),
@@ -83,7 +95,7 @@ class TLBUnit(wiring.Component):
             "lookup": Out(LookupSignature(geom)).array(geom.lookup_ports),
         }
         if observe:
-            members["obs"] = Out(ObservationSignature(geom))
+            members["obs"] = Out(ObservationSignature(geom, self.contents))
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -91,11 +103,12 @@ class TLBUnit(wiring.Component):
         n = g.lookup_ports
         m = Module()
         csr = m.submodules.csr = CSRFile(g)
-        mtlb = m.submodules.mtlb = MTLB(g, reads=n + 1)
-        repl = m.submodules.replacement = Replacement(g)
+        mtlb = m.submodules.mtlb = MTLB(g, reads=n + 1, contents=self.contents)
+        repl = m.submodules.replacement = Replacement(g, state=self.contents)
         iu = m.submodules.insn = InstructionUnit(g)
         if g.has_stlb:
-            stlb = m.submodules.stlb = STLB(g, reads=n + 1, e_reads=n + 2)
+            stlb = m.submodules.stlb = STLB(g, reads=n + 1, e_reads=n + 2,
+                                            contents=self.contents)
 
         def wires(name):
             """A module of its own for one connection: a simulator evaluates a module's
@@ -160,4 +173,14 @@ class TLBUnit(wiring.Component):
             e_bits = [stlb.e_bits] if g.has_stlb else []
             w.d.comb += self.obs.e_bits.eq(Cat(*e_bits, mtlb.regs.e))
             wiring.connect(w, csr.values, wiring.flipped(self.obs.csr))
+        if self.contents:
+            obs = self.obs
+            for i in range(g.stlb_entries):
+                row = stlb.contents[i]
+                w.d.comb += [obs.entries[i].tag.eq(row.tag), obs.entries[i].lo0.eq(row.lo0),
+                             obs.entries[i].lo1.eq(row.lo1)]
+            for i in range(g.mtlb_entries):
+                w.d.comb += [obs.entries[g.stlb_entries + i].eq(mtlb.contents[i]),
+                             obs.cares[i].eq(mtlb.regs.cares[i])]
+            w.d.comb += obs.policy.eq(repl.state)
         return m

