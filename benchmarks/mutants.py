@@ -1,12 +1,15 @@
-"""Seeded RTL bugs: does the regression catch each one?
+"""Seeded RTL bugs: does the regression catch each one? Do the formal properties?
 
     python benchmarks/mutants.py [--ops N]
+    python benchmarks/mutants.py --prove [--depth K]
 
 Each bug is a one-place patch of the RTL source, applied to a copy of the ``rtl`` package
 loaded under another name at run time: the product code carries no bug switches. The
 regression runs against each variant until its first detection: the hand-written traces in
-cosim, then seeded random cosim runs on several geometries. One line per bug, then
-``killed K of N``.
+cosim, then seeded random cosim runs on several geometries. With ``--prove``, the properties
+of ``loongtlb prove`` run on configs/formal.yaml (then under D4's other reading) until one
+fails, and its counterexample is replayed in cosim against the same bug. One line per bug,
+then ``killed K of N``.
 """
 
 from __future__ import annotations
@@ -151,13 +154,52 @@ def hunt(bug: Bug, ops: int = 2000) -> str | None:
     return None
 
 
+#: the properties in the order --prove tries them: the quick ones first
+PROVE_ORDER = ("handshake", "fill_placement", "written_hit", "search_read", "invalidated_miss",
+               "multi_hit", "exceptions")
+
+
+def hunt_prove(bug: Bug, depth: int) -> str | None:
+    """The first property whose proof fails on ``bug``, with the time it took and whether
+    its counterexample trace fails in cosim against the same bug; or None."""
+    import tempfile
+    import time
+
+    from loongtlb.testbench.prove import prove
+    cls = unit_class(bug)
+    formal = load_geometry(ROOT / "configs" / "formal.yaml")
+    for geom in (formal, dataclasses.replace(formal, tlbfill_ne="ignore")):
+        for prop in PROVE_ORDER:
+            start = time.monotonic()
+            with tempfile.TemporaryDirectory() as out:
+                outcome = prove(geom, prop, "prove", depth, Path(out), unit_class=cls)
+                if outcome.status != "FAIL":
+                    continue
+                ops = load_trace(outcome.trace, geom)
+                backend = make_backend(geom, "cosim", 1, unit_class=cls)
+                try:
+                    replayed = replay(ops, backend, outcome.trace.name)
+                finally:
+                    backend.close()
+            seconds = time.monotonic() - start
+            reading = "" if geom is formal else ", tlbfill_ne ignore"
+            where = ("replays in cosim" if not replayed.ok
+                     else "its trace passes in cosim (a cycle-level failure)")
+            return (f"{prop}{reading}: {len(ops)} ops at cycle {outcome.reached}, "
+                    f"{seconds:.1f} s, {where}")
+    return None
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--ops", type=int, default=2000, help="random ops per fuzz run")
+    parser.add_argument("--prove", action="store_true",
+                        help="the formal properties instead of the regression")
+    parser.add_argument("--depth", type=int, default=6, help="--prove: induction length")
     args = parser.parse_args()
     killed = 0
     for bug in BUGS:
-        caught = hunt(bug, args.ops)
+        caught = hunt_prove(bug, args.depth) if args.prove else hunt(bug, args.ops)
         killed += caught is not None
         print(f"{'killed' if caught else 'SURVIVED':8s} {bug.name}: {caught or '-'}",
               flush=True)

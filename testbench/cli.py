@@ -333,6 +333,51 @@ def cmd_synth(args) -> int:
     return 0
 
 
+#: the largest TLB ``prove`` takes: several properties mirror every slot
+PROVE_MAX_ENTRIES = 64
+
+
+def cmd_prove(args) -> int:
+    from .formal import PROPERTIES
+    from .prove import check_tools, prove
+
+    geom = load_geometry(args.config)
+    if geom.total_entries > PROVE_MAX_ENTRIES:
+        raise InputError(f"{args.config}: {geom.total_entries} entries: prove mirrors every "
+                         f"slot in the solver, at most {PROVE_MAX_ENTRIES} "
+                         "(configs/formal.yaml, configs/tiny.yaml)")
+    if args.depth is not None and not 1 <= args.depth <= 200:
+        raise InputError(f"--depth {args.depth}: must be 1 to 200")
+    if args.timeout is not None and args.timeout <= 0:
+        raise InputError(f"--timeout {args.timeout:g}: must be positive")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: --out is not a directory")
+    check_tools()
+    names = list(PROPERTIES) if args.property == "all" else [args.property]
+    tty = sys.stderr.isatty()
+
+    def progress(text):
+        if tty:
+            print(f"\r{text[:78]:78s}", end="", file=sys.stderr, flush=True)
+
+    failed = 0
+    print(f"prove {geom.name}: {len(names)} "
+          f"propert{'y' if len(names) == 1 else 'ies'} (docs/formal.md)")
+    for name in names:
+        spec = PROPERTIES[name]
+        mode = args.mode or spec.mode
+        depth = args.depth or (spec.depth if mode == spec.mode else 20)
+        outcome = prove(geom, name, mode, depth, out, timeout=args.timeout, say=progress)
+        if tty:
+            print("\r" + " " * 78 + "\r", end="", file=sys.stderr, flush=True)
+        print(outcome.line(), flush=True)
+        failed += outcome.status == "FAIL"
+    ok = len(names) - failed
+    print(f"{'ok' if not failed else 'FAIL'}: {ok} of {len(names)} passed")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .race import SCENARIOS
 
@@ -415,6 +460,24 @@ def build_parser() -> argparse.ArgumentParser:
                    "where la464 places and routes for hours)")
     p.add_argument("--json", action="store_true", help="print the JSON report only")
     p.set_defaults(func=cmd_synth)
+
+    from .formal import PROPERTIES
+    p = sub.add_parser("prove", help="formal properties of the RTL (SymbiYosys and yices, the "
+                       "formal extra)")
+    p.add_argument("config", help="a geometry YAML file (configs/formal.yaml)")
+    p.add_argument("--property", choices=("all", *PROPERTIES), default="all",
+                   help="one property, or all (default)")
+    p.add_argument("--mode", choices=("bmc", "prove", "cover"),
+                   help="prove: k-induction; bmc: every sequence up to --depth cycles; cover: "
+                   "every cover reachable (default: each property's, prove)")
+    p.add_argument("--depth", type=int, help="induction length or BMC cycles (default 6 for "
+                   "prove, 20 for bmc and cover)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="stop each property after this long and report the depth reached")
+    p.add_argument("--out", default="prove-out", metavar="DIR",
+                   help="where counterexamples go, as PROPERTY.vcd and PROPERTY.jsonl "
+                   "(default prove-out)")
+    p.set_defaults(func=cmd_prove)
 
     p = sub.add_parser("replay", help="run a trace and check every expect")
     p.add_argument("config", help="a geometry YAML file")

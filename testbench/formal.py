@@ -22,7 +22,7 @@ from types import SimpleNamespace
 from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.hdl import Assert, Assume, ClockDomain, Cover
 from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In
 
 from loongtlb.rtl.insn import InstructionUnit
 from loongtlb.rtl.layouts import Access, Exc, InsnOp, csr_layout, half_layout
@@ -46,21 +46,21 @@ class Property:
 PROPERTIES = {p.name: p for p in [
     Property("handshake", "a lookup answers exactly lookup_latency cycles after its request; "
              "an idle unit accepts an instruction and finishes it within its cycle budget",
-             "prove", 8),
+             "prove", 6),
     Property("written_hit", "after TLBWR/TLBFILL writes a slot with E = 1, a lookup in that "
              "page under its ASID (or G) returns the entry's PA, MAT and exception (D11, D12), "
-             "unless it raised a multi-hit", "bmc", 20),
+             "unless it raised a multi-hit", "prove", 6),
     Property("invalidated_miss", "a slot's E bit is what TLBWR, TLBFILL, INVTLB 0-6, TLBCLR "
-             "and TLBFLUSH leave by D4, D15, D16, D18, D19", "bmc", 20),
+             "and TLBFLUSH leave by D4, D15, D16, D18, D19", "prove", 6),
     Property("search_read", "TLBSRCH finds the slot when it matches (D6, D7), and TLBRD "
-             "returns what was written (D8, D18)", "bmc", 20),
+             "returns what was written (D8, D18)", "prove", 6),
     Property("multi_hit", "the sticky multi-hit flag rises exactly when a lookup or TLBSRCH "
-             "matches two valid entries (D7)", "bmc", 20),
+             "matches two valid entries (D7)", "prove", 6),
     Property("exceptions", "every lookup returns the lowest matching entry's result or TLBR, "
-             "and writes the CSRs of D13", "bmc", 20),
+             "and writes the CSRs of D13", "prove", 6),
     Property("fill_placement", "TLBFILL writes the lowest free slot of its set or the MTLB, "
              "else the replacement policy's victim (D9, D10); an unlisted PS is illegal (D19)",
-             "bmc", 20),
+             "prove", 6),
 ]}
 
 #: the CSRs the driver may write, by their position in this tuple
@@ -95,12 +95,18 @@ NOP, CSRWR, INSN, LOOKUP = range(4)
 
 class Harness(wiring.Component):
     """The unit, its driver and the checker of one property (``prop``, a name of
-    :data:`PROPERTIES`). ``unit_class`` swaps in another TLBUnit (the seeded bugs)."""
+    :data:`PROPERTIES`). ``unit_class`` swaps in another TLBUnit (the seeded bugs).
 
-    def __init__(self, geom: Geometry, prop: str, unit_class=TLBUnit):
+    ``invariants`` (default on) also asserts what the unit holds inside (every mirrored
+    entry's contents and compare bits, the replacement's state): k-induction needs them. Off,
+    only what a trace shows is asserted (results, CSRs, E bits), so that a counterexample is
+    one that ``replay --backend cosim`` reproduces."""
+
+    def __init__(self, geom: Geometry, prop: str, unit_class=TLBUnit, invariants: bool = True):
         if prop not in PROPERTIES:
             raise ValueError(f"unknown property {prop!r}")
         self.geom, self.prop, self.unit_class = geom, prop, unit_class
+        self.invariants = invariants
         super().__init__(HarnessSignature(geom))
 
     def elaborate(self, platform):
@@ -222,11 +228,12 @@ class Harness(wiring.Component):
     def _mirror(self, k, slots):
         """Mirrors of ``slots`` (Index values, constant or the shadow's), updated by every
         instruction's done cycle, and asserted equal to what the unit holds whenever no
-        instruction is part-way: the invariant that lets the other assertions be proved by induction."""
+        instruction is part-way: the invariant that lets the other assertions be proved by
+        induction."""
         mirror = [SlotMirror(k, slot, f"m{i}") for i, slot in enumerate(slots)]
         for s in mirror:
             s.follow(k)
-            s.assert_stored(k)
+            s.assert_stored(k, self.invariants)
         return mirror
 
     # ---- the properties -----------------------------------------------------------------
@@ -272,8 +279,6 @@ class Harness(wiring.Component):
         plv, dwpl, asid = k.csr["CRMD"].PLV, k.csr["MISC"].DWPL, k.csr["ASID"].ASID
         hit = d.resp & s.matches(k, d.resp_va, asid)
         want = k.spec.outcome(s.ps(k), s.lo0, s.lo1, d.resp_va, d.resp_access, plv, dwpl)
-        multi_after = Signal(name="multi_after")
-        m.d.comb += multi_after.eq(dut.multi_hit)
         # the response's cycle: its multi-hit, if any, shows at the next edge
         was_hit = self._next(m, hit, "was_hit")
         ok = Signal(name="result_ok")
@@ -305,7 +310,7 @@ class Harness(wiring.Component):
         m.d.comb += Cover(removed & (d.op == InsnOp.INVTLB) & (d.inv_op >= 5))
 
     def _check_search_read(self, k):
-        m, g, d, dut = k.m, k.g, k.d, k.dut
+        m, g, d = k.m, k.g, k.d
         (s,) = self._mirror(k, [self.f_slot])
         csr = k.csr
         key_va = Cat(Const(0, 13), k.spec.key_vppn())
@@ -394,10 +399,11 @@ class Harness(wiring.Component):
         m.d.comb += Cover(was & (exc == Exc.PPI))
 
     def _check_fill_placement(self, k):
-        m, g, d, dut = k.m, k.g, k.d, k.dut
+        m, d, dut = k.m, k.d, k.dut
         fill = k.spec.fill_target(k)
-        # the invariant for induction: the unit's policy state is the checker's
-        m.d.comb += Assert(~d.settled | (dut.obs.policy == fill.policy))
+        if self.invariants:
+            # the invariant for induction: the unit's policy state is the checker's
+            m.d.comb += Assert(~d.settled | (dut.obs.policy == fill.policy))
         fill_done = d.done & (d.cur_op == InsnOp.TLBFILL)
         m.d.comb += Assert(~fill_done | (dut.insn_illegal == ~fill.legal))
         m.d.comb += Assert(~fill_done | ~fill.legal | (dut.insn_slot == fill.slot))
@@ -626,9 +632,10 @@ class SlotMirror:
             with m.If(self._removes(k)):
                 m.d.sync += self.e.eq(0)
 
-    def assert_stored(self, k):
-        """When no instruction is part-way, the unit holds this slot as mirrored: the E bit, and with E = 1
-        the tag, both halves, and in the MTLB the PS and the compare bits it implies."""
+    def assert_stored(self, k, contents: bool):
+        """When no instruction is part-way, the unit holds this slot as mirrored: the E bit,
+        and (``contents``) with E = 1 the tag, both halves, and in the MTLB the PS and the
+        compare bits it implies."""
         g, m, d, obs, spec = k.g, k.m, k.d, k.dut.obs, k.spec
         if isinstance(self.slot, int) and self.slot >= g.total_entries:
             return
@@ -644,6 +651,8 @@ class SlotMirror:
                         self.slot - g.stlb_entries)
             same = same & (self.in_stlb | ((entry.ps == self._ps) & spec.listed(self._ps) &
                                            (care == spec.vppn_mask(self._ps))))
+        if not contents:
+            same = Const(1)
         m.d.comb += Assert(~d.settled | ~in_range | ((e == self.e) & (~self.e | same)))
 
     def _removes(self, k):

@@ -20,7 +20,7 @@ from loongtlb.sw_model.csr import ACCESSES
 from loongtlb.sw_model.errors import InputError
 from loongtlb.sw_model.geometry import Geometry
 
-from .formal import CSRWR, INSN, LOOKUP, PROPERTIES, WRITABLE_CSRS, Harness
+from .formal import CSRWR, INSN, LOOKUP, WRITABLE_CSRS, Harness
 from .trace import Op, format_op, write_lines
 
 __all__ = ["Outcome", "prove", "witness_ops", "check_tools", "MODES"]
@@ -78,7 +78,7 @@ def check_tools() -> dict[str, str]:
     return found
 
 
-def _sby_file(prop: str, mode: str, depth: int) -> str:
+def _sby_file(mode: str, depth: int) -> str:
     return "\n".join([
         "[options]", f"mode {mode}", f"depth {depth}", "multiclock off", "",
         "[engines]", "smtbmc yices", "",
@@ -86,14 +86,19 @@ def _sby_file(prop: str, mode: str, depth: int) -> str:
         "[files]", "top.il", ""])
 
 
-_STEP = re.compile(r"Checking (?:assertions|cover reachability) in step (\d+)|"
-                   r"Checking cover reachability in step (\d+)")
+_STEP = re.compile(r"Checking (?:assertions|cover reachability) in step (\d+)")
 
 
-def prove(geom: Geometry, prop: str, mode: str, depth: int, out: Path, *,
-          unit_class=TLBUnit, timeout: float | None = None, say=None) -> Outcome:
-    """Run one property; a counterexample goes to ``out`` as ``PROP.vcd`` and
-    ``PROP.jsonl``. ``say(text)`` hears the step reached, as it is reached."""
+@dataclass
+class _Run:
+    status: str                 # SymbiYosys's: PASS FAIL UNKNOWN, or TIMEOUT
+    reached: int
+    vcd: str | None             # the counterexample (FAIL outside cover mode)
+    lines: list[str]
+
+
+def _run_sby(harness, mode: str, depth: int, timeout: float | None, say, label: str) -> _Run:
+    """One SymbiYosys run of ``harness`` in a temporary directory."""
     from amaranth.back import rtlil
 
     tools = check_tools()
@@ -103,58 +108,111 @@ def prove(geom: Geometry, prop: str, mode: str, depth: int, out: Path, *,
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="loongtlb-prove-") as tmp:
         work = Path(tmp)
-        (work / "top.il").write_text(rtlil.convert(Harness(geom, prop, unit_class),
-                                                   name="top"))
-        (work / "run.sby").write_text(_sby_file(prop, mode, depth))
+        (work / "top.il").write_text(rtlil.convert(harness, name="top"))
+        (work / "run.sby").write_text(_sby_file(mode, depth))
         reached, timed_out, lines = 0, False, []
         with subprocess.Popen([tools["SBY"], "-f", "run.sby"], cwd=work, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               start_new_session=True) as proc:
-            for line in proc.stdout:
-                lines.append(line.rstrip())
-                del lines[:-200]
-                found = _STEP.search(line)
-                if found:
-                    reached = int(found.group(1) or found.group(2))
-                    if say:
-                        say(f"{prop}: {mode} step {reached}/{depth}, "
-                            f"{time.monotonic() - start:.0f} s")
-                if timeout is not None and time.monotonic() - start > timeout:
-                    timed_out = True
+            try:
+                for line in proc.stdout:
+                    lines.append(line.rstrip())
+                    del lines[:-200]
+                    found = _STEP.search(line)
+                    if found:
+                        reached = int(found.group(1))
+                        if say:
+                            say(f"{label}: {mode} step {reached}/{depth}, "
+                                f"{time.monotonic() - start:.0f} s")
+                    if timeout is not None and time.monotonic() - start > timeout:
+                        timed_out = True
+                        break
+            finally:
+                if timed_out or proc.poll() is None:
                     os.killpg(proc.pid, 9)
-                    break
-            proc.wait()
-        seconds = time.monotonic() - start
+                proc.wait()
         if timed_out:
-            return Outcome(prop, mode, depth, "TIMEOUT", seconds, reached)
-        status = (work / "run" / "status").read_text().split()[0] \
-            if (work / "run" / "status").exists() else "ERROR"
-        if status == "PASS":
-            kind = {"prove": "proved", "bmc": "bounded", "cover": "covered"}[mode]
-            return Outcome(prop, mode, depth, kind, seconds, depth)
-        if status == "UNKNOWN" and mode == "prove":
-            # the base case held to the depth; induction did not close
-            return Outcome(prop, mode, depth, "bounded", seconds, depth,
-                           detail="induction did not close")
-        if status != "FAIL":
+            return _Run("TIMEOUT", reached, None, lines)
+        status_file = work / "run" / "status"
+        status = status_file.read_text().split()[0] if status_file.exists() else "ERROR"
+        if status not in ("PASS", "FAIL", "UNKNOWN"):
             tail = [x for x in lines if "ERROR" in x] or lines[-3:]
             raise RuntimeError(f"SymbiYosys ended {status}: {' | '.join(tail)[:300]}")
-        if mode == "cover":
-            missed = [x.split("unreached cover statement ")[-1] for x in lines
-                      if "unreached cover statement" in x.lower() and "summary" in x]
-            return Outcome(prop, mode, depth, "FAIL", seconds, depth,
-                           detail=f"cover not reached in {depth} cycles: {', '.join(missed)}")
         vcd = work / "run" / "engine_0" / "trace.vcd"
-        ops, step = witness_ops(vcd.read_text(), geom)
-        out.mkdir(parents=True, exist_ok=True)
-        vcd_out, trace_out = out / f"{prop}.vcd", out / f"{prop}.jsonl"
-        write_lines(vcd_out, vcd.read_text().splitlines())
-        header = (f"# counterexample to property {prop} ({mode}, step {step}) on "
-                  f"{geom.name}: loongtlb replay CONFIG {trace_out.name} --backend cosim")
-        write_lines(trace_out, [header] + [format_op(op) for op in ops])
-        return Outcome(prop, mode, depth, "FAIL", seconds, step,
-                       detail=f"assertion failed at cycle {step}: {trace_out} "
-                       f"({len(ops)} ops), {vcd_out}", vcd=vcd_out, trace=trace_out)
+        text = vcd.read_text() if status == "FAIL" and mode != "cover" else None
+        return _Run(status, reached, text, lines)
+
+
+def _replays(geom: Geometry, ops: list[Op], unit_class) -> bool:
+    """Whether ``ops`` fail in cosim against ``unit_class`` (the counterexample reproduces)."""
+    from .backends import make_backend
+    from .replay import replay
+
+    backend = make_backend(geom, "cosim", 1, unit_class=unit_class)
+    try:
+        return not replay(ops, backend, "counterexample").ok
+    finally:
+        backend.close()
+
+
+def _save(geom, prop, mode, vcd_text, out: Path, stem: str) -> tuple[list[Op], int, Path, Path]:
+    ops, step = witness_ops(vcd_text, geom)
+    out.mkdir(parents=True, exist_ok=True)
+    vcd_out, trace_out = out / f"{stem}.vcd", out / f"{stem}.jsonl"
+    write_lines(vcd_out, vcd_text.splitlines())
+    header = (f"# counterexample to property {prop} ({mode}, cycle {step}) on {geom.name}: "
+              f"loongtlb replay CONFIG {trace_out.name} --backend cosim")
+    write_lines(trace_out, [header] + [format_op(op) for op in ops])
+    return ops, step, vcd_out, trace_out
+
+
+def prove(geom: Geometry, prop: str, mode: str, depth: int, out: Path, *,
+          unit_class=TLBUnit, timeout: float | None = None, say=None,
+          visible_depth: int = 20) -> Outcome:
+    """Run one property. A counterexample goes to ``out`` as ``PROP.vcd`` and
+    ``PROP.jsonl``, and is replayed in cosim against ``unit_class``. When it fails only an
+    assertion about the unit's insides (which a trace does not show), a second search, BMC
+    to ``visible_depth`` cycles with those assertions off, looks for one that a trace shows.
+    ``say(text)`` hears the step reached, as it is reached."""
+    start = time.monotonic()
+    run = _run_sby(Harness(geom, prop, unit_class), mode, depth, timeout, say, prop)
+
+    def seconds():
+        return time.monotonic() - start
+
+    if run.status == "TIMEOUT":
+        return Outcome(prop, mode, depth, "TIMEOUT", seconds(), run.reached)
+    if run.status == "PASS":
+        kind = {"prove": "proved", "bmc": "bounded", "cover": "covered"}[mode]
+        return Outcome(prop, mode, depth, kind, seconds(), depth)
+    if run.status == "UNKNOWN":
+        # k-induction: the base case held to the depth, the induction step did not close
+        return Outcome(prop, mode, depth, "bounded", seconds(), depth,
+                       detail="induction did not close")
+    if mode == "cover":
+        missed = [x.split("unreached cover statement ")[-1] for x in run.lines
+                  if "summary:" in x and "unreached cover statement" in x]
+        return Outcome(prop, mode, depth, "FAIL", seconds(), depth,
+                       detail=f"cover not reached in {depth} cycles: {', '.join(missed)}")
+    ops, step, vcd_out, trace_out = _save(geom, prop, mode, run.vcd, out, prop)
+    if _replays(geom, ops, unit_class):
+        return Outcome(prop, mode, depth, "FAIL", seconds(), step, vcd=vcd_out,
+                       trace=trace_out, detail=f"fails at cycle {step}; {trace_out} "
+                       f"({len(ops)} ops) replays in cosim; {vcd_out}")
+    # the unit's insides differ from the mirror before any result does
+    inside = f"fails at cycle {step} inside the unit ({vcd_out})"
+    visible = _run_sby(Harness(geom, prop, unit_class, invariants=False), "bmc",
+                       visible_depth, timeout, say, f"{prop} (a visible failure)")
+    if visible.status == "FAIL":
+        ops, step2, vcd2, trace2 = _save(geom, prop, "bmc", visible.vcd, out,
+                                         f"{prop}.visible")
+        replayed = "replays" if _replays(geom, ops, unit_class) else "does not fail"
+        return Outcome(prop, mode, depth, "FAIL", seconds(), step, vcd=vcd2, trace=trace2,
+                       detail=f"{inside}; seen from outside at cycle {step2}: {trace2} "
+                       f"({len(ops)} ops) {replayed} in cosim")
+    return Outcome(prop, mode, depth, "FAIL", seconds(), step, vcd=vcd_out, trace=trace_out,
+                   detail=f"{inside}; no result differs within {visible.reached} cycles, "
+                   f"so {trace_out} passes in cosim")
 
 
 def _read_vcd(text: str, names: set[str]) -> list[dict[str, int]]:
