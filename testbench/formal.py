@@ -50,14 +50,15 @@ PROPERTIES = {p.name: p for p in [
     Property("written_hit", "after TLBWR/TLBFILL writes a slot with E = 1, a lookup in that "
              "page under its ASID (or G) returns the entry's PA, MAT and exception (D11, D12), "
              "unless it raised a multi-hit", "prove", 6),
-    Property("invalidated_miss", "a slot's E bit is what TLBWR, TLBFILL, INVTLB 0-6, TLBCLR "
-             "and TLBFLUSH leave by D4, D15, D16, D18, D19", "prove", 6),
+    Property("invalidated_miss", "every slot holds what TLBWR, TLBFILL, INVTLB 0-6, TLBCLR "
+             "and TLBFLUSH leave (D4, D15, D16, D18, D19); a lookup no entry matches raises "
+             "TLBR; refused instructions say so", "prove", 6),
     Property("search_read", "TLBSRCH finds the slot when it matches (D6, D7), and TLBRD "
              "returns what was written (D8, D18)", "prove", 6),
     Property("multi_hit", "the sticky multi-hit flag rises exactly when a lookup or TLBSRCH "
              "matches two valid entries (D7)", "prove", 6),
     Property("exceptions", "every lookup returns the lowest matching entry's result or TLBR, "
-             "and writes the CSRs of D13", "prove", 6),
+             "and writes the CSRs of D13; ERTN leaves the refill context", "prove", 6),
     Property("fill_placement", "TLBFILL writes the lowest free slot of its set or the MTLB, "
              "else the replacement policy's victim (D9, D10); an unlisted PS is illegal (D19)",
              "prove", 6),
@@ -308,6 +309,15 @@ class Harness(wiring.Component):
         removed = Cat(*(self._next(m, s.e, f"was_e{i}") & ~s.e
                         for i, s in enumerate(mirror))).any()
         m.d.comb += Cover(removed & (d.op == InsnOp.INVTLB) & (d.inv_op >= 5))
+        # what is refused changes nothing (the mirror) and says so: INVTLB op 7 and above
+        # (D15), TLBWR of an MTLB slot with an unlisted PS (D19)
+        index = csr["TLBIDX"].Index
+        in_mtlb = (index >= g.stlb_entries) & (index < g.total_entries)
+        refused = Mux(d.cur_op == InsnOp.INVTLB, d.cur_inv_op >= 7,
+                      (d.cur_op == InsnOp.TLBWR) & in_mtlb &
+                      ~k.spec.listed(k.spec.new_entry(fill=False).ps))
+        checked = (d.cur_op == InsnOp.INVTLB) | (d.cur_op == InsnOp.TLBWR)
+        m.d.comb += Assert(~(d.done & checked) | (dut.insn_illegal == refused))
 
     def _check_search_read(self, k):
         m, g, d = k.m, k.g, k.d
@@ -397,6 +407,9 @@ class Harness(wiring.Component):
                        csr["ESTAT"].Ecode == code, csr["ESTAT"].EsubCode == 0])
         m.d.comb += Assert(~was | (exc == Exc.NONE) | Mux(exc == Exc.TLBR, tlbr, page))
         m.d.comb += Cover(was & (exc == Exc.PPI))
+        # ERTN leaves the refill context (D13)
+        was_ertn = self._next(m, d.done & (d.cur_op == InsnOp.ERTN), "was_ertn")
+        m.d.comb += Assert(~was_ertn | ~csr["TLBRERA"].IsTLBR)
 
     def _check_fill_placement(self, k):
         m, d, dut = k.m, k.d, k.dut

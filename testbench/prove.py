@@ -119,7 +119,8 @@ def _run_sby(harness, mode: str, depth: int, timeout: float | None, say, label: 
                     lines.append(line.rstrip())
                     del lines[:-200]
                     found = _STEP.search(line)
-                    if found:
+                    # the base case's steps (the induction step counts down its own)
+                    if found and ".induction" not in line:
                         reached = int(found.group(1))
                         if say:
                             say(f"{label}: {mode} step {reached}/{depth}, "
