@@ -1,15 +1,18 @@
-"""The formal properties in full (``loongtlb prove``): every property on configs/formal.yaml,
-every property on tiny under a time limit, and which property kills each seeded bug.
+"""The formal properties in full (``loongtlb prove``): every property on configs/formal.yaml
+(and with lookup latency 2 and 3, and round-robin replacement), every property on tiny under a
+time limit, and which property kills each seeded bug.
 
     python benchmarks/formal.py [--limit SECONDS] [--no-tiny] [--no-mutants] [--markdown FILE]
 
 Per property: the mode, the result (proved by k-induction, or the base case's depth when the
-time limit stops it) and the seconds. ``--limit`` bounds each tiny run (default 600).
+time limit stops it), the seconds, and on configs/formal.yaml whether its cover is reached.
+``--limit`` bounds each tiny run (default 600).
 ``--markdown FILE`` writes the tables docs/formal-results.md carries. Exit 1 when a property
 fails on the correct RTL or a seeded bug survives.
 """
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 import time
@@ -33,15 +36,20 @@ def result(outcome) -> str:
             "FAIL": f"FAIL: {outcome.detail}"}[outcome.status]
 
 
-def properties(config: str, limit: float | None) -> tuple[list[str], bool]:
-    geom = load_geometry(ROOT / "configs" / f"{config}.yaml")
+def properties(config: str, limit: float | None, covers: bool = False,
+               **changes) -> tuple[list[str], bool]:
+    geom = dataclasses.replace(load_geometry(ROOT / "configs" / f"{config}.yaml"), **changes)
+    label = " ".join([config, *(f"{k} {v}" for k, v in changes.items())])
     rows, ok = [], True
     for name, prop in PROPERTIES.items():
         with tempfile.TemporaryDirectory() as out:
             outcome = prove(geom, name, prop.mode, prop.depth, Path(out), timeout=limit)
-        ok &= outcome.status != "FAIL"
-        rows.append(f"| {name} | {config} | {prop.mode} | {result(outcome)} | "
-                    f"{outcome.seconds:.0f} |")
+            cover = prove(geom, name, "cover", 20, Path(out)) if covers else None
+        ok &= outcome.status != "FAIL" and (cover is None or cover.status == "covered")
+        reached = "-" if cover is None else (
+            f"reached ({cover.seconds:.0f} s)" if cover.status == "covered" else "NOT reached")
+        rows.append(f"| {name} | {label} | {prop.mode} | {result(outcome)} | "
+                    f"{outcome.seconds:.0f} | {reached} |")
         print(rows[-1], flush=True)
     return rows, ok
 
@@ -54,11 +62,16 @@ def main() -> int:
     parser.add_argument("--no-mutants", action="store_true", help="skip the seeded bugs")
     parser.add_argument("--markdown", metavar="FILE", help="also write the tables as markdown")
     args = parser.parse_args()
-    head = "| property | geometry | mode | result | seconds |\n|---|---|---|---|---|"
+    head = ("| property | geometry | mode | result | seconds | its cover |\n"
+            "|---|---|---|---|---|---|")
     print(head)
     start = time.monotonic()
-    rows, ok = properties("formal", None)
+    rows, ok = properties("formal", None, covers=True)
     formal_seconds = time.monotonic() - start
+    for changes in ({"lookup_latency": 2}, {"lookup_latency": 3}, {"policy": "round_robin"}):
+        more, more_ok = properties("formal", None, **changes)
+        rows += more
+        ok &= more_ok
     tiny = []
     if not args.no_tiny:
         tiny, tiny_ok = properties("tiny", args.limit)

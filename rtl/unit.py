@@ -34,7 +34,9 @@ class ObservationSignature(wiring.Signature):
 
     With ``contents``, for formal checks: ``entries``, every slot's entry in Index order (an
     STLB slot's ``ps`` is 0: the STLB has none), ``cares``, the VPPN bits each MTLB entry
-    compares, and ``policy``, the replacement's state (:class:`~rtl.replacement.Replacement`).
+    compares, ``policy``, the replacement's state (:class:`~rtl.replacement.Replacement`),
+    and ``lookup_multi``, per port, a lookup in its response's cycle that matched several
+    entries (what raises the sticky flag, D7).
     """
 
     def __init__(self, geom: Geometry, contents: bool = False):
@@ -46,7 +48,7 @@ class ObservationSignature(wiring.Signature):
             members.update(
                 entries=Out(data.ArrayLayout(mtlb_entry_layout(geom), geom.total_entries)),
                 cares=Out(data.ArrayLayout(geom.vppn_bits, geom.mtlb_entries)),
-                policy=Out(32))
+                policy=Out(32), lookup_multi=Out(geom.lookup_ports))
         super().__init__(members)
 
 
@@ -182,5 +184,6 @@ class TLBUnit(wiring.Component):
             for i in range(g.mtlb_entries):
                 w.d.comb += [obs.entries[g.stlb_entries + i].eq(mtlb.contents[i]),
                              obs.cares[i].eq(mtlb.regs.cares[i])]
-            w.d.comb += obs.policy.eq(repl.state)
+            w.d.comb += [obs.policy.eq(repl.state),
+                         obs.lookup_multi.eq(Cat(lp.multi for lp in ports))]
         return m

@@ -335,6 +335,9 @@ def cmd_synth(args) -> int:
 
 #: the largest TLB ``prove`` takes: several properties mirror every slot
 PROVE_MAX_ENTRIES = 64
+#: cycles for BMC (each cycle past about 8 costs some four times the last on formal.yaml)
+#: and for cover; prove takes each property's induction length
+DEFAULT_DEPTH = {"bmc": 10, "cover": 20}
 
 
 def cmd_prove(args) -> int:
@@ -367,7 +370,7 @@ def cmd_prove(args) -> int:
     for name in names:
         spec = PROPERTIES[name]
         mode = args.mode or spec.mode
-        depth = args.depth or (spec.depth if mode == spec.mode else 20)
+        depth = args.depth or DEFAULT_DEPTH.get(mode, spec.depth)
         outcome = prove(geom, name, mode, depth, out, timeout=args.timeout, say=progress)
         if tty:
             print("\r" + " " * 78 + "\r", end="", file=sys.stderr, flush=True)
@@ -470,8 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("bmc", "prove", "cover"),
                    help="prove: k-induction; bmc: every sequence up to --depth cycles; cover: "
                    "every cover reachable (default: each property's, prove)")
-    p.add_argument("--depth", type=int, help="induction length or BMC cycles (default 6 for "
-                   "prove, 20 for bmc and cover)")
+    p.add_argument("--depth", type=int, help="induction length or cycles (default 6 for "
+                   "prove, 10 for bmc, 20 for cover)")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="stop each property after this long and report the depth reached")
     p.add_argument("--out", default="prove-out", metavar="DIR",

@@ -54,7 +54,8 @@ class Outcome:
 
     def line(self) -> str:
         what = {"proved": f"proved (k-induction, {self.depth} steps)",
-                "bounded": f"no failure in {self.depth} cycles (BMC)",
+                "bounded": f"no failure in {self.depth} cycles (BMC"
+                           f"{'; induction did not close' if self.detail else ''})",
                 "covered": f"every cover reached within {self.depth} cycles",
                 "TIMEOUT": f"no failure in {self.reached} cycles before the time limit",
                 "FAIL": self.detail}[self.status]
@@ -169,11 +170,12 @@ def _save(geom, prop, mode, vcd_text, out: Path, stem: str) -> tuple[list[Op], i
 
 def prove(geom: Geometry, prop: str, mode: str, depth: int, out: Path, *,
           unit_class=TLBUnit, timeout: float | None = None, say=None,
-          visible_depth: int = 20) -> Outcome:
+          visible_cycles: int = 8, visible_timeout: float = 600.0) -> Outcome:
     """Run one property. A counterexample goes to ``out`` as ``PROP.vcd`` and
     ``PROP.jsonl``, and is replayed in cosim against ``unit_class``. When it fails only an
     assertion about the unit's insides (which a trace does not show), a second search, BMC
-    to ``visible_depth`` cycles with those assertions off, looks for one that a trace shows.
+    with those assertions off to ``visible_cycles`` past the first failure (at most 20
+    cycles, ``visible_timeout`` seconds), looks for one that a trace shows.
     ``say(text)`` hears the step reached, as it is reached."""
     start = time.monotonic()
     run = _run_sby(Harness(geom, prop, unit_class), mode, depth, timeout, say, prop)
@@ -202,8 +204,10 @@ def prove(geom: Geometry, prop: str, mode: str, depth: int, out: Path, *,
                        f"({len(ops)} ops) replays in cosim; {vcd_out}")
     # the unit's insides differ from the mirror before any result does
     inside = f"fails at cycle {step} inside the unit ({vcd_out})"
+    limit = visible_timeout if timeout is None else min(timeout, visible_timeout)
     visible = _run_sby(Harness(geom, prop, unit_class, invariants=False), "bmc",
-                       visible_depth, timeout, say, f"{prop} (a visible failure)")
+                       min(20, step + visible_cycles), limit, say,
+                       f"{prop} (a visible failure)")
     if visible.status == "FAIL":
         ops, step2, vcd2, trace2 = _save(geom, prop, "bmc", visible.vcd, out,
                                          f"{prop}.visible")
