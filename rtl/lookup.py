@@ -16,7 +16,7 @@ from .match import Match
 from .pagesize import PageSize
 from .storage import (mtlb_read_signature, mtlb_regs_signature, stlb_e_signature,
                       stlb_read_signature)
-from .util import onehot_mux, priority
+from .util import delayed, onehot_mux, priority
 
 __all__ = ["LookupSignature", "LookupPort"]
 
@@ -117,16 +117,9 @@ class LookupPort(wiring.Component):
         ]
         return m
 
-    @staticmethod
-    def _stage(m, value, name):
-        """``value`` one cycle later."""
-        reg = Signal.like(value, name=name)
-        m.d.sync += reg.eq(value)
-        return reg
-
     def _stage_request(self, m, n, req) -> SimpleNamespace:
         """The request (va, access, effect, valid) one cycle later, as stage ``n``."""
-        return SimpleNamespace(**{k: self._stage(m, getattr(req, k), f"s{n}_{k}")
+        return SimpleNamespace(**{k: delayed(m, getattr(req, k), f"s{n}_{k}")
                                   for k in ("va", "access", "effect", "valid")})
 
     def _match(self, m, req):
@@ -142,7 +135,7 @@ class LookupPort(wiring.Component):
             sets = m.submodules.s0_set = PageSize(g, set=True)
             m.d.comb += [sets.ps.eq(csr.STLBPS.PS), sets.vpn.eq(self.port.va[13:g.valen]),
                          self.stlb.addr.eq(sets.set),
-                         self.stlb_e.addr.eq(self._stage(m, sets.set, "s1_set"))]
+                         self.stlb_e.addr.eq(delayed(m, sets.set, "s1_set"))]
             rows = [self.stlb.rows[w] for w in range(W)]
             s = m.submodules.s1_stlb = Match(g, W)
             for w in range(W):
@@ -160,7 +153,7 @@ class LookupPort(wiring.Component):
         way or entry; with the registers of latency 2 and 3."""
         g = self.geom
         def stage(value, name):
-            return self._stage(m, value, name)
+            return delayed(m, value, name)
         s_hit = s.hit if s is not None else Const(0)
         s_multi = s.multi if s is not None else Const(0)
         if s is not None:

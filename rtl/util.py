@@ -1,10 +1,17 @@
-"""Small combinational helpers: one-hot selection without signal-indexed arrays."""
+"""Small helpers: one-hot selection without signal-indexed arrays, a value a cycle later."""
 
 from __future__ import annotations
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib.wiring import In
 from amaranth.utils import ceil_log2
+
+
+def delayed(m: Module, value: Value, name: str) -> Signal:
+    """``value`` one cycle later (a register named ``name``)."""
+    reg = Signal.like(value, name=name)
+    m.d.sync += reg.eq(value)
+    return reg
 
 
 def lowest_one(m: Module, vector: Value, name: str) -> Signal:

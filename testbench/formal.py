@@ -27,6 +27,7 @@ from amaranth.lib.wiring import In
 from loongtlb.rtl.insn import InstructionUnit
 from loongtlb.rtl.layouts import Access, Exc, InsnOp, csr_layout, half_layout
 from loongtlb.rtl.unit import TLBUnit
+from loongtlb.rtl.util import delayed
 from loongtlb.sw_model.csr import CSR, CSR_NAMES, EXC_CODES
 from loongtlb.sw_model.geometry import Geometry
 
@@ -219,12 +220,8 @@ class Harness(wiring.Component):
         return d
 
     # ---- helpers of the checks ----------------------------------------------------------
-    @staticmethod
-    def _next(m, value, name):
-        """``value`` registered: what it was in the previous cycle."""
-        reg = Signal.like(value, name=name)
-        m.d.sync += reg.eq(value)
-        return reg
+    #: ``value`` registered: what it was in the previous cycle
+    _next = staticmethod(delayed)
 
     def _mirror(self, k, slots):
         """Mirrors of ``slots`` (Index values, constant or the shadow's), updated by every
