@@ -214,7 +214,6 @@ class Harness(wiring.Component):
                          d.lk_access[i].eq(d.lk_access[i - 1])]
         for p in range(1, g.lookup_ports):
             m.d.comb += dut.lookup[p].valid.eq(0)
-        d.lk_stages = stages
         # the response's cycle: stage L, counted from the request in stage 0
         d.resp, d.resp_va, d.resp_access = stages[L], d.lk_va[L], d.lk_access[L]
         return d
@@ -605,9 +604,8 @@ class Spec:
                          out.full.eq(Mux(to_stlb, picks["stlb"][1], picks["mtlb"][1]))]
         else:
             m.d.comb += [out.slot.eq(picks["mtlb"][0]), out.full.eq(picks["mtlb"][1])]
-        if not W:
             policy.insert(1, Const(0, 8))               # no STLB pointer
-        out.new, out.policy = new, Cat(*policy)
+        out.policy = Cat(*policy)
         return out
 
 
