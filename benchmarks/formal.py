@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import mutants  # noqa: E402
 
 from loongtlb.sw_model.geometry import load_geometry  # noqa: E402
-from loongtlb.testbench.formal import PROPERTIES  # noqa: E402
+from loongtlb.testbench.properties import PROPERTIES  # noqa: E402
 from loongtlb.testbench.prove import prove  # noqa: E402
 
 

@@ -341,7 +341,7 @@ DEFAULT_DEPTH = {"bmc": 10, "cover": 20}
 
 
 def cmd_prove(args) -> int:
-    from .formal import PROPERTIES
+    from .properties import PROPERTIES
     from .prove import check_tools, prove
 
     geom = load_geometry(args.config)
@@ -464,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the JSON report only")
     p.set_defaults(func=cmd_synth)
 
-    from .formal import PROPERTIES
+    from .properties import PROPERTIES
     p = sub.add_parser("prove", help="formal properties of the RTL (SymbiYosys and yices, the "
                        "formal extra)")
     p.add_argument("config", help="a geometry YAML file (configs/formal.yaml)")

@@ -47,7 +47,8 @@ def test_every_property_builds_for_an_mtlb_only_la32_tlb():
     elaborates (benchmarks/formal.py runs them all on tiny)."""
     from amaranth.back import rtlil
 
-    from loongtlb.testbench.formal import PROPERTIES, Harness
+    from loongtlb.testbench.formal import Harness
+    from loongtlb.testbench.properties import PROPERTIES
     geom = load_geometry(CONFIGS / "la32r.yaml")
     for prop in PROPERTIES:
         assert "$check" in rtlil.convert(Harness(geom, prop), name="top")
