@@ -171,19 +171,24 @@ class TLBUnit(wiring.Component):
                 m.d.sync += multi_hit.eq(1)
 
         if "obs" in self.signature.members:
-            w = wires("obs")
-            e_bits = [stlb.e_bits] if g.has_stlb else []
-            w.d.comb += self.obs.e_bits.eq(Cat(*e_bits, mtlb.regs.e))
-            wiring.connect(w, csr.values, wiring.flipped(self.obs.csr))
-        if self.contents:
-            obs = self.obs
-            for i in range(g.stlb_entries):
-                row = stlb.contents[i]
-                w.d.comb += [obs.entries[i].tag.eq(row.tag), obs.entries[i].lo0.eq(row.lo0),
-                             obs.entries[i].lo1.eq(row.lo1)]
-            for i in range(g.mtlb_entries):
-                w.d.comb += [obs.entries[g.stlb_entries + i].eq(mtlb.contents[i]),
-                             obs.cares[i].eq(mtlb.regs.cares[i])]
-            w.d.comb += [obs.policy.eq(repl.state),
-                         obs.lookup_multi.eq(Cat(lp.multi for lp in ports))]
+            self._observe(wires("obs"), csr, stlb if g.has_stlb else None, mtlb, repl, ports)
         return m
+
+    def _observe(self, w, csr, stlb, mtlb, repl, ports):
+        """The observation port: E bits and CSRs; with ``contents``, the entries, the MTLB's
+        compare bits, the replacement's state and each port's multi-hit."""
+        g, obs = self.geom, self.obs
+        e_bits = [stlb.e_bits] if stlb is not None else []
+        w.d.comb += obs.e_bits.eq(Cat(*e_bits, mtlb.regs.e))
+        wiring.connect(w, csr.values, wiring.flipped(obs.csr))
+        if not self.contents:
+            return
+        for i in range(g.stlb_entries):
+            row = stlb.contents[i]
+            w.d.comb += [obs.entries[i].tag.eq(row.tag), obs.entries[i].lo0.eq(row.lo0),
+                         obs.entries[i].lo1.eq(row.lo1)]
+        for i in range(g.mtlb_entries):
+            w.d.comb += [obs.entries[g.stlb_entries + i].eq(mtlb.contents[i]),
+                         obs.cares[i].eq(mtlb.regs.cares[i])]
+        w.d.comb += [obs.policy.eq(repl.state),
+                     obs.lookup_multi.eq(Cat(lp.multi for lp in ports))]
