@@ -5,11 +5,14 @@ yices; the ``formal`` extra), and each counterexample written as a VCD and as a 
 from __future__ import annotations
 
 import os
+import queue
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,23 +118,36 @@ def _run_sby(harness, mode: str, depth: int, timeout: float | None, say, label: 
         with subprocess.Popen([tools["SBY"], "-f", "run.sby"], cwd=work, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               start_new_session=True) as proc:
+            # a thread reads the output, so that the time limit and the progress line do not
+            # wait for SymbiYosys to print
+            output: queue.Queue = queue.Queue()
+            threading.Thread(target=lambda: [*map(output.put, proc.stdout), output.put(None)],
+                             daemon=True).start()
+            finished = False
             try:
-                for line in proc.stdout:
+                while True:
+                    elapsed = time.monotonic() - start
+                    if timeout is not None and elapsed > timeout:
+                        timed_out = True
+                        break
+                    try:
+                        line = output.get(timeout=1.0)
+                    except queue.Empty:
+                        line = ""
+                    if line is None:
+                        finished = True
+                        break
                     lines.append(line.rstrip())
                     del lines[:-200]
                     found = _STEP.search(line)
                     # the base case's steps (the induction step counts down its own)
                     if found and ".induction" not in line:
                         reached = int(found.group(1))
-                        if say:
-                            say(f"{label}: {mode} step {reached}/{depth}, "
-                                f"{time.monotonic() - start:.0f} s")
-                    if timeout is not None and time.monotonic() - start > timeout:
-                        timed_out = True
-                        break
+                    if say:
+                        say(f"{label}: {mode} step {reached}/{depth}, {elapsed:.0f} s")
             finally:
-                if timed_out or proc.poll() is None:
-                    os.killpg(proc.pid, 9)
+                if not finished:
+                    os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         if timed_out:
             return _Run("TIMEOUT", reached, None, lines)
