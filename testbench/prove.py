@@ -284,7 +284,8 @@ def witness_ops(vcd: str, geom: Geometry) -> tuple[list[Op], int]:
             ops.append(Op(op.name.lower(), args))
         elif s.get("ev_lookup"):
             assert s["f_kind"] == LOOKUP
-            ops.append(Op("translate", {"va": s["f_va"], "access": ACCESSES[s["f_access"]]}))
+            ops.append(Op("translate", {"va": s["f_va"], "access": ACCESSES[s["f_access"]],
+                                        "port": 0}))
     return ops, len(steps) - 1
 
 

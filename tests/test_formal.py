@@ -118,3 +118,32 @@ def test_prove_refuses_bad_input(argv, message, capsys, monkeypatch):
     assert main(["prove", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_witness_reads_back_as_ops_cosim_runs():
+    """A counterexample's VCD as smtbmc writes it (the top scope, one sample per clock
+    phase) becomes trace ops that the backends run as they are."""
+    from loongtlb.testbench.prove import _replays, witness_ops
+    from loongtlb.rtl.unit import TLBUnit
+
+    vcd = "\n".join([
+        "$scope module top $end",
+        *(f"$var wire {w} {i} {n} $end" for w, i, n in [
+            (1, "!", "clk"), (1, '"', "ev_csrwr"), (1, "#", "ev_insn"), (1, "$", "ev_lookup"),
+            (2, "%", "f_kind"), (4, "&", "f_csr"), (64, "'", "f_wdata"), (3, "(", "f_op"),
+            (64, ")", "f_va"), (2, "*", "f_access")]),
+        "$upscope $end", "$enddefinitions $end",
+        "#0", "1!", '1"', "0#", "0$", "b1 %", "b101 &", "b1000000000001 '", "b0 (", "b0 )",
+        "b0 *",
+        "#5", "0!",
+        "#10", "1!", '0"', "1#", "b10 %", "b11 (",
+        "#15", "0!",
+        "#20", "1!", "0#", "1$", "b11 %", "b1000000000000 )", "b10 *",
+        "#25", "0!", ""])
+    geom = load_geometry(FORMAL)
+    ops, last = witness_ops(vcd, geom)
+    assert [op.kind for op in ops] == ["csrwr", "tlbfill", "translate"]
+    assert ops[0].args == {"csr": "TLBEHI", "value": 0x1001}
+    assert ops[2].args == {"va": 0x1000, "access": "fetch", "port": 0}
+    assert last == 2
+    assert not _replays(geom, ops, TLBUnit)         # the correct RTL agrees with the model
