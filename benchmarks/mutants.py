@@ -66,8 +66,8 @@ BUGS = [
     Bug("INVTLB op 5 also clears globals", "insn", "op5 = c.inv_op == 5", "op5 = c.inv_op == 7"),
     Bug("INVTLB op 6 ignores G", "insn", "op5 = c.inv_op == 5", "op5 = c.inv_op >= 5"),
     Bug("TLBFILL ignores free slots", "replacement",
-        "m.d.comb += slot.eq(Mux(full, policy_choice, free))",
-        "m.d.comb += slot.eq(policy_choice)"),
+        "slot_out.eq(Mux(full, policy_choice, free))",
+        "slot_out.eq(policy_choice)"),
     Bug("PME raised with D = 1", "lookup", "(access == Access.STORE) & ~half.d & ~dwpl_off",
         "(access == Access.STORE) & half.d & ~dwpl_off"),
     Bug("RPLV ignored", "lookup", "priv_ok = Mux(rplv, plv == half.plv, plv <= half.plv)",
@@ -188,7 +188,7 @@ def main():
     parser.add_argument("--ops", type=int, default=2000, help="random ops per fuzz run")
     parser.add_argument("--prove", action="store_true",
                         help="the formal properties instead of the regression")
-    parser.add_argument("--depth", type=int, default=6, help="--prove: induction length")
+    parser.add_argument("--depth", type=int, default=7, help="--prove: induction length")
     args = parser.parse_args()
     killed = 0
     for bug in BUGS:

@@ -70,6 +70,11 @@ class CSRFile(wiring.Component):
     (``csr_we``; D17 masks, D19 for STLBPS), the translation ports' exceptions (the
     highest-numbered first, so port 0 wins), the instruction unit.
 
+    A translation's exception (``exc``) is latched in the cycle it is requested and written
+    at the edge that ends the next (:data:`LATENCY` ``exception``), so that the checks that
+    decide it and the CSRs' write paths are a clock cycle each; ``busy`` is high in that
+    cycle, in which the CSR port and the instruction unit must wait.
+
     Members
     -------
     csr_addr, csr_rdata, csr_we, csr_wdata
@@ -80,11 +85,15 @@ class CSRFile(wiring.Component):
         The instruction unit's writes.
     regs : Out(regs_signature)
         Every register.
+    busy : Out(1)
+        A translation's exception CSR writes are pending (they land at the edge that ends
+        this cycle).
     values : Out(values_signature)
         What csrrd reads of each CSR (D17: constants and sign extension included).
     """
 
-    LATENCY = {"read": 0, "write": 1}
+    #: cycles to the edge where a write lands (``exception``: counted from the request)
+    LATENCY = {"read": 0, "write": 1, "exception": 2}
 
     def __init__(self, geom: Geometry):
         self.geom = geom
@@ -94,7 +103,7 @@ class CSRFile(wiring.Component):
             "exc": In(exception_signature(geom)).array(geom.lookup_ports),
             "insn": In(insn_csr_signature(geom)),
             "regs": Out(regs_signature(geom)),
-            "values": Out(values_signature(geom)),
+            "values": Out(values_signature(geom)), "busy": Out(1),
         })
 
     def _value(self, name):
@@ -137,8 +146,14 @@ class CSRFile(wiring.Component):
                             reg = csr[name].as_value()
                             m.d.sync += reg.eq((reg & ~mask) | (self.csr_wdata & mask))
 
-        # D13: a translation's exception
-        for req in reversed(self.exc):
+        # D13: a translation's exception, latched, then written
+        pending = [exception_signature(g).create(path=(f"exc_pending{p}",))
+                   for p in range(len(self.exc))]
+        for req, latched in zip(self.exc, pending, strict=True):
+            m.d.sync += [latched.valid.eq(req.valid), latched.exc.eq(req.exc),
+                         latched.va.eq(req.va)]
+        m.d.comb += self.busy.eq(Cat(req.valid for req in pending).any())
+        for req in reversed(pending):
             vpn = req.va[13:g.valen]
             with m.If(req.valid):
                 with m.If(req.exc == Exc.TLBR):

@@ -19,7 +19,7 @@ from .pagesize import PageSize
 from .replacement import victim_signature
 from .storage import (mtlb_read_signature, mtlb_regs_signature, mtlb_write_signature,
                       stlb_e_signature, stlb_read_signature, stlb_write_signature)
-from .util import bit_at, first_one, priority
+from .util import bit_at, delayed, lowest_one_wide, onehot_index, priority
 
 __all__ = ["InsnSignature", "InstructionUnit", "IndexDecode", "index_signature"]
 
@@ -165,10 +165,14 @@ class InstructionMatch(wiring.Component):
         The instruction being accepted and its operands.
     src_vppn, cur_asid, stlbps, inv_op : In
         The VPPN TLBWR/TLBFILL write, ASID.ASID, STLBPS, the latched INVTLB op.
-    stlb_tags, stlb_e, stlb_care : In (with an STLB)
-        The tags and E bits of the set whose rows are out, the STLB's compare bits.
+    stlb_tags, stlb_care : In (with an STLB)
+        The tags of the set whose rows are out, the STLB's compare bits.
     mtlb_regs : Out(mtlb_regs_signature)
     stlb_hits, stlb_asid_eq, mtlb_hits : Out
+        ``stlb_hits`` compare the tags alone: the set's E bits, read at the set's registered
+        number, are registered and come a cycle after its rows; they gate the hits where an
+        instruction needs it (TLBSRCH, in :class:`SearchResult`); clearing an entry with
+        E = 0 changes nothing.
     fill_set, srch_set, inv_set : Out (with an STLB)
     clr_mtlb, inv_mtlb : Out
     """
@@ -187,7 +191,7 @@ class InstructionMatch(wiring.Component):
         }
         if geom.has_stlb:
             members.update(
-                stlb_tags=In(data.ArrayLayout(tag_layout(geom), W)), stlb_e=In(W),
+                stlb_tags=In(data.ArrayLayout(tag_layout(geom), W)),
                 stlb_care=In(geom.vppn_bits),
                 stlb_hits=Out(W), stlb_asid_eq=Out(W), fill_set=Out(sets), srch_set=Out(sets),
                 inv_set=Out(sets))
@@ -212,7 +216,7 @@ class InstructionMatch(wiring.Component):
             s = m.submodules.stlb_match = Match(g, W)
             for w in range(W):
                 m.d.comb += [s.tags[w].eq(self.stlb_tags[w]), s.cares[w].eq(self.stlb_care)]
-            m.d.comb += [s.e.eq(self.stlb_e), s.key_vpn.eq(key_vpn), s.key_asid.eq(key_asid),
+            m.d.comb += [s.e.eq(-1), s.key_vpn.eq(key_vpn), s.key_asid.eq(key_asid),
                          self.stlb_hits.eq(s.hits), self.stlb_asid_eq.eq(s.asid_eq)]
         mm = m.submodules.mtlb_match = Match(g, M)
         regs = self.mtlb_regs
@@ -232,8 +236,9 @@ class InstructionMatch(wiring.Component):
 
 class EntryRead(wiring.Component):
     """TLBRD's readout (D8, D18): the entry at TLBIDX.Index, from the STLB row read a cycle
-    before (the set of the Index) or from the MTLB, whether it holds one, and what TLBRD
-    writes of it (G into both TLBELO words). Combinational: 0 cycles.
+    before (the set of the Index) and that set's E bits (read with the rows' address a cycle
+    before that) or from the MTLB, whether it holds one, and what TLBRD writes of it (G into
+    both TLBELO words). Combinational: 0 cycles.
 
     Members
     -------
@@ -298,6 +303,9 @@ class SearchResult(wiring.Component):
     Members
     -------
     capture, stlb_hits, mtlb_hits, set : In
+    stlb_e : In
+        The E bits of the set compared, a cycle after ``capture`` (``stlb_hits`` compare the
+        tags alone).
     result : Out(search_result_signature); multi : Out(1)
     """
 
@@ -308,7 +316,8 @@ class SearchResult(wiring.Component):
         members = {"capture": In(1), "mtlb_hits": In(geom.mtlb_entries),
                    "result": Out(search_result_signature(geom)), "multi": Out(1)}
         if geom.has_stlb:
-            members.update(stlb_hits=In(geom.stlb_ways), set=In(max(1, geom.set_bits)))
+            members.update(stlb_hits=In(geom.stlb_ways), set=In(max(1, geom.set_bits)),
+                           stlb_e=In(geom.stlb_ways))
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -323,7 +332,7 @@ class SearchResult(wiring.Component):
             set_ = Signal(max(1, g.set_bits), name="set_r")
             with m.If(self.capture):
                 m.d.sync += [s_hits.eq(self.stlb_hits), set_.eq(self.set)]
-            _oh, s_first, s_hit, s_multi = priority(m, s_hits, "stlb_first")
+            _oh, s_first, s_hit, s_multi = priority(m, s_hits & self.stlb_e, "stlb_first")
             m.d.comb += [self.result.index.eq(Mux(s_hit, Cat(set_[:g.set_bits], s_first),
                                            g.stlb_entries + m_first)),
                          self.multi.eq(s_multi | m_multi | (s_hit & m_hit)),
@@ -335,45 +344,60 @@ class SearchResult(wiring.Component):
 
 
 class Sweep(wiring.Component):
-    """INVTLB op 2-4's walk over the STLB sets that hold a valid entry, one a cycle (D15):
-    the set to read next (the lowest occupied set, then the lowest not yet read), and
-    whether the set read last cycle was one of them. ``start`` with the instruction's accept,
-    ``active`` through the instruction's own cycles. The search runs on the occupied sets
-    whenever the walk is not ``active``, chosen by ``active`` alone, so that it does not
-    wait for the decode of the instruction (which made it la464's longest path).
+    """INVTLB op 2-4's walk over the STLB sets that hold a valid entry, one a cycle (D15),
+    in two register stages, so that neither the search over every set nor its encoding is on
+    the path to the memories' address: the lowest set still to read, one-hot, then its
+    number. While the walk is not ``active`` the first stage follows the occupied sets; in
+    the walk's first cycle it holds the lowest of them, and the first set is read in its
+    second cycle.
 
     Members
     -------
-    occupied, start, active : In
-    set, rows, last : Out
-        The set to read; the rows out now are an occupied set's; no set is left to read.
+    occupied, active : In
+        The sets holding an entry; the walk's cycles (by the FSM's state alone).
+    set, issue : Out
+        The set to read in this cycle, and whether there is one.
+    rows : Out
+        The rows out now are an occupied set's (read last cycle).
+    last : Out
+        No set is left to read, in this cycle or later.
     """
 
-    LATENCY = {"set": 0, "rows": 1}
+    LATENCY = {"first set": 2, "set": 1, "rows": 1}
 
     def __init__(self, geom: Geometry):
         self.geom = geom
         S = geom.stlb_sets
-        super().__init__({"occupied": In(S), "start": In(1), "active": In(1),
-                          "set": Out(max(1, geom.set_bits)), "rows": Out(1), "last": Out(1)})
+        super().__init__({"occupied": In(S), "active": In(1),
+                          "set": Out(max(1, geom.set_bits)), "issue": Out(1), "rows": Out(1),
+                          "last": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
-        todo = Signal(self.geom.stlb_sets, name="todo")       # occupied sets not yet read
-        m.d.comb += [self.set.eq(first_one(m, Mux(self.active, todo, self.occupied),
-                                           "sweep_set")),
-                     self.last.eq(~todo.any())]
-        with m.If(self.start):
-            m.d.sync += [todo.eq(self.occupied), self.rows.eq(self.occupied.any())]
-            m.d.sync += todo.bit_select(self.set, 1).eq(0)
-        with m.Elif(self.active):
-            m.d.sync += [todo.bit_select(self.set, 1).eq(0), self.rows.eq(todo.any())]
+        S = self.geom.stlb_sets
+        todo = Signal(S, name="todo")             # occupied sets not yet chosen
+        chosen = Signal(S, name="chosen")         # the next set to read, one-hot
+        source = Signal(S, name="sweep_source")
+        m.d.comb += source.eq(Mux(self.active, todo, self.occupied))
+        lowest = lowest_one_wide(m, source, "sweep_lowest")
+        m.d.sync += [chosen.eq(lowest), todo.eq(source & ~lowest),
+                     self.set.eq(onehot_index(chosen)),
+                     self.issue.eq(self.active & chosen.any()),
+                     self.rows.eq(self.active & self.issue)]
+        m.d.comb += self.last.eq(~self.issue & ~(self.active & chosen.any()))
         return m
 
 
 class InstructionUnit(wiring.Component):
     """The TLB instructions, one at a time, as an FSM. Its cycles, from accepting an
     instruction to the edge after ``done`` (``sets``: the STLB's sets), are :data:`CYCLES`.
+
+    For the clock, what an instruction changes leaves a cycle after it is decided: every
+    write to the banks and the CSRs, and ``done`` with ``illegal`` and ``slot``, come from
+    registers; that cycle (``done``) is one more in every instruction, and the port is not
+    ready in it. The decisions themselves start from registers where they were long paths:
+    TLBFILL's set (latched at the accept, its E bits and victim found in the cycle after)
+    and INVTLB op 2-4's next set (:class:`Sweep`).
 
     Members
     -------
@@ -382,26 +406,35 @@ class InstructionUnit(wiring.Component):
     csr : In(regs_signature); csr_write : Out(insn_csr_signature)
         The CSRs it reads, and its CSR writes (ERTN, TLBSRCH, TLBRD).
     stlb, stlb_e, stlb_write, stlb_occupied, stlb_care : the STLB (with an STLB)
-        One row read, one E read (of the set whose rows are out), the write port, the sets
-        holding an entry, the compare bits.
-    fill_set : Out(set bits)
-        The STLB set a TLBFILL would write (for :class:`~rtl.replacement.Replacement`).
+        One row read, one E read (of the set whose rows are out, registered), the write
+        port, the sets holding an entry, the compare bits.
+    set_e : Out(ways)
+        The E bits of the set whose rows were out a cycle before: in TLBFILL's FILL state,
+        of the set it writes (for :class:`~rtl.replacement.Replacement`).
     mtlb_regs, mtlb, mtlb_write : the MTLB
         Its registers, a data read (TLBRD), the write port.
     victim : Out(victim_signature)
         The replacement's choice, and its steps.
     multi : Out(1)
-        TLBSRCH found more than one entry (D7).
+        TLBSRCH found more than one entry (D7), in its ``done`` cycle.
+    stall : In(1)
+        Refuse instructions (a lookup's exception CSR writes are pending).
+    busy : Out(1)
+        An instruction is part-way: accepted, not past its ``done`` cycle (for a formal
+        checker, whose driver knows the same).
     """
 
-    #: cycles from accepting an instruction to its completion (``done``); ``sets`` stands
-    #: for the number of STLB sets
+    #: cycles from accepting an instruction to its completion (``done``, then the edge that
+    #: ends it); ``sets`` stands for the number of STLB sets
     CYCLES = {
-        "TLBWR": 1, "TLBFILL": 2, "TLBSRCH": 3, "TLBRD": 2, "ERTN": 1, "TLBFLUSH": 1,
-        "TLBCLR (STLB set)": 2, "TLBCLR (MTLB)": 1, "INVTLB 0/1": 1, "INVTLB 5/6": 2,
-        "INVTLB 2-4": "1 + the STLB sets holding a valid entry, or 2 if none does "
-                      "(at most sets + 1)",
+        "TLBWR": 2, "TLBFILL": 4, "TLBSRCH": 4, "TLBRD": 4, "ERTN": 2, "TLBFLUSH": 2,
+        "TLBCLR (STLB set)": 3, "TLBCLR (MTLB)": 2, "INVTLB 0/1": 2, "INVTLB 5/6": 3,
+        "INVTLB (op above 6)": 2,
+        "INVTLB 2-4": "4 + the STLB sets holding a valid entry, or 3 if none does "
+                      "(at most sets + 4)",
     }
+    #: INVTLB op 2-4's cycles beyond the occupied STLB sets (3 when none is)
+    SWEEP_CYCLES = 4
     LATENCY = CYCLES
 
     def __init__(self, geom: Geometry):
@@ -411,13 +444,14 @@ class InstructionUnit(wiring.Component):
             "csr": In(regs_signature(geom)), "csr_write": Out(insn_csr_signature(geom)),
             "mtlb_regs": Out(mtlb_regs_signature(geom)), "mtlb": Out(mtlb_read_signature(geom)),
             "mtlb_write": Out(mtlb_write_signature(geom)),
-            "victim": Out(victim_signature(geom)), "multi": Out(1),
+            "victim": Out(victim_signature(geom)), "multi": Out(1), "stall": In(1),
+            "busy": Out(1),
         }
         if geom.has_stlb:
             members.update(
                 stlb=Out(stlb_read_signature(geom)), stlb_e=Out(stlb_e_signature(geom)),
                 stlb_write=Out(stlb_write_signature(geom)), stlb_occupied=In(geom.stlb_sets),
-                stlb_care=In(geom.vppn_bits), fill_set=Out(max(1, geom.set_bits)))
+                stlb_care=In(geom.vppn_bits), set_e=Out(geom.stlb_ways))
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -427,6 +461,9 @@ class InstructionUnit(wiring.Component):
         with m.FSM(name="fsm") as fsm:
             with m.State("IDLE"):
                 self._idle(m, c)
+            with m.State("FILL_VICTIM"):
+                # the replacement finds the victim in the set latched at the accept
+                m.next = "FILL"
             with m.State("FILL"):
                 self._fill(m, c)
             with m.State("SRCH"):
@@ -436,6 +473,10 @@ class InstructionUnit(wiring.Component):
             with m.State("SRCH_HIT"):
                 m.d.comb += [c.done.eq(1), c.cw.srch.eq(1)]
                 m.next = "IDLE"
+            with m.State("RD_E"):
+                # the set's E bits are read; its rows read again, to be out with them
+                m.d.comb += c.rd_set.eq(c.cur_set)
+                m.next = "RD"
             with m.State("RD"):
                 m.d.comb += [c.done.eq(1), c.cw.rd.eq(1)]
                 m.next = "IDLE"
@@ -457,6 +498,7 @@ class InstructionUnit(wiring.Component):
             with m.State("SWEEP"):
                 self._sweep(m, c)
         self._apply(m, c, fsm)
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | self.insn.done)
         return m
 
     def _decode(self, m) -> SimpleNamespace:
@@ -464,12 +506,18 @@ class InstructionUnit(wiring.Component):
         instruction match, and the signals the states drive: shared by every state."""
         g = self.geom
         W, M = g.stlb_ways, g.mtlb_entries
-        c = SimpleNamespace(req=self.insn, done=self.insn.done,
-                            cur_asid=self.csr.ASID.ASID, stlbps=self.csr.STLBPS.PS,
+        c = SimpleNamespace(req=self.insn, cur_asid=self.csr.ASID.ASID,
+                            stlbps=self.csr.STLBPS.PS,
                             tags=[self.mtlb_regs.tags[i] for i in range(M)])
+        # what the states decide (done, illegal, slot), registered on the way out
+        c.done, c.illegal = Signal(name="decided"), Signal(name="decided_illegal")
+        c.slot = Signal(g.index_bits, name="decided_slot")
+        m.d.sync += [self.insn.done.eq(c.done), self.insn.illegal.eq(c.illegal),
+                     self.insn.slot.eq(c.slot)]
         # INVTLB's op, latched when an instruction is accepted (the match key too)
         c.inv_op = Signal(5, name="inv_op_r")
-        c.accept = c.req.valid & c.req.ready
+        c.accept = Signal(name="accept")
+        m.d.comb += c.accept.eq(c.req.valid & c.req.ready)
         with m.If(c.accept):
             m.d.sync += c.inv_op.eq(c.req.inv_op)
         c.entry = m.submodules.entry = EntrySource(g)
@@ -478,11 +526,12 @@ class InstructionUnit(wiring.Component):
         c.index = ix.decoded
         m.d.comb += [ix.index.eq(self.csr.TLBIDX.Index), self.mtlb.addr.eq(c.index.entry)]
         self._matches(m, c)
-        # what an instruction changes goes straight to the banks: one STLB set per cycle,
-        # written (TLBWR, TLBFILL) or cleared in some ways; one MTLB entry written, any cleared
-        c.mw = self.mtlb_write
+        # what an instruction changes goes to the banks a cycle after it is decided: one
+        # STLB set per cycle, written (TLBWR, TLBFILL) or cleared in some ways; one MTLB entry
+        # written, any cleared
+        c.mw = _registered(m, self.mtlb_write, "mtlb_write")
         if W:
-            c.sw = self.stlb_write
+            c.sw = _registered(m, self.stlb_write, "stlb_write")
 
         def clear_stlb_set(set_, cond_per_way):
             m.d.comb += [c.sw.addr.eq(set_), c.sw.clear.eq(Cat(cond_per_way))]
@@ -493,10 +542,11 @@ class InstructionUnit(wiring.Component):
     def _results(self, m, c) -> None:
         """TLBSRCH's and TLBRD's results, written to the CSRs in their last state."""
         g = self.geom
-        c.cw = cw = self.csr_write
+        c.cw = cw = _registered(m, self.csr_write, "csr_write")
         c.search = sr = m.submodules.search = SearchResult(g)
         wiring.connect(m, sr.result, wiring.flipped(cw.srch_result))
-        m.d.comb += [sr.mtlb_hits.eq(c.match.mtlb_hits), self.multi.eq(sr.multi & cw.srch)]
+        m.d.comb += sr.mtlb_hits.eq(c.match.mtlb_hits)
+        m.d.sync += self.multi.eq(sr.multi & cw.srch)
         rd = m.submodules.read = EntryRead(g)
         wiring.connect(m, wiring.flipped(self.mtlb_regs), rd.mtlb_regs, c.match.mtlb_regs)
         wiring.connect(m, c.index, rd.index)
@@ -504,7 +554,8 @@ class InstructionUnit(wiring.Component):
         m.d.comb += rd.mtlb_data.eq(self.mtlb.data)
         if g.has_stlb:
             m.d.comb += [sr.stlb_hits.eq(c.match.stlb_hits), sr.set.eq(c.cur_set),
-                         rd.stlbps.eq(c.stlbps), rd.stlb_e.eq(self.stlb_e.e)]
+                         sr.stlb_e.eq(c.set_e), rd.stlbps.eq(c.stlbps),
+                         rd.stlb_e.eq(c.set_e)]
             m.d.comb += [rd.stlb_rows[w].eq(c.rows[w]) for w in range(g.stlb_ways)]
 
     def _matches(self, m, c) -> None:
@@ -519,11 +570,16 @@ class InstructionUnit(wiring.Component):
         c.cur_set = Signal(max(1, g.set_bits), name="cur_set")    # set whose rows are out
         m.d.sync += c.cur_set.eq(c.rd_set)
         if W:
-            c.fill_set = mt.fill_set
+            # TLBFILL's set, latched at the accept (where it is read, for its E bits)
+            c.fill_set = Signal(max(1, g.set_bits), name="fill_set_r")
+            with m.If(c.accept):
+                m.d.sync += c.fill_set.eq(mt.fill_set)
             c.rows = [self.stlb.rows[w] for w in range(W)]
-            m.d.comb += [self.fill_set.eq(mt.fill_set), self.stlb.addr.eq(c.rd_set),
-                         self.stlb_e.addr.eq(c.cur_set), mt.stlb_e.eq(self.stlb_e.e),
-                         mt.stlb_care.eq(self.stlb_care)]
+            # the E bits of the set whose rows are out, read at its registered number and
+            # registered: out a cycle after the rows
+            c.set_e = delayed(m, self.stlb_e.e, "set_e")
+            m.d.comb += [self.set_e.eq(c.set_e), self.stlb.addr.eq(c.rd_set),
+                         self.stlb_e.addr.eq(c.cur_set), mt.stlb_care.eq(self.stlb_care)]
             m.d.comb += [mt.stlb_tags[w].eq(c.rows[w].tag) for w in range(W)]
             c.key_set_src, c.key_set_va = mt.srch_set, mt.inv_set
             c.sweep = m.submodules.sweep = Sweep(g)
@@ -533,8 +589,9 @@ class InstructionUnit(wiring.Component):
         """Accept an instruction; the one-cycle ones finish here."""
         W = self.geom.stlb_ways
         req, done = c.req, c.done
-        m.d.comb += req.ready.eq(1)
-        with m.If(req.valid):
+        # not in the done cycle of the last instruction (its effects land at its end)
+        m.d.comb += req.ready.eq(~self.insn.done & ~self.stall)
+        with m.If(c.accept):
             with m.Switch(req.op):
                 with m.Case(InsnOp.TLBWR):
                     m.d.comb += done.eq(1)
@@ -548,11 +605,14 @@ class InstructionUnit(wiring.Component):
                         with m.If(c.entry.ps_listed):
                             m.d.comb += [c.mw.en.eq(1), c.mw.addr.eq(c.index.entry)]
                         with m.Else():
-                            m.d.comb += req.illegal.eq(1)
+                            m.d.comb += c.illegal.eq(1)
                 with m.Case(InsnOp.TLBFILL):
-                    m.next = "FILL"
+                    # its set is read: its E bits come out of ``set_e`` in FILL
+                    if W:
+                        m.d.comb += c.rd_set.eq(c.match.fill_set)
+                    m.next = "FILL_VICTIM"
                 with m.Case(InsnOp.ERTN):
-                    m.d.comb += [done.eq(1), self.csr_write.ertn.eq(1)]
+                    m.d.comb += [done.eq(1), c.cw.ertn.eq(1)]
                 with m.Case(InsnOp.TLBFLUSH):
                     m.d.comb += done.eq(1)
                     if W:
@@ -575,14 +635,14 @@ class InstructionUnit(wiring.Component):
                     m.next = "SRCH"
                 with m.Case(InsnOp.TLBRD):
                     m.d.comb += c.rd_set.eq(c.index.set)
-                    m.next = "RD"
+                    m.next = "RD_E"
                 with m.Case(InsnOp.INVTLB):
                     self._invtlb(m, c)
 
     def _invtlb(self, m, c) -> None:
         req, done = c.req, c.done
         with m.If(req.inv_op > 6):
-            m.d.comb += [done.eq(1), req.illegal.eq(1)]
+            m.d.comb += [done.eq(1), c.illegal.eq(1)]
         with m.Elif(req.inv_op >= 5):
             if self.geom.has_stlb:
                 m.d.comb += c.rd_set.eq(c.key_set_va)
@@ -592,34 +652,32 @@ class InstructionUnit(wiring.Component):
             if self.geom.has_stlb:
                 m.d.comb += c.sw.clear_all.eq(1)
         with m.Else():
-            # the MTLB is cleared in the last SWEEP cycle, from the latched op and ASID;
-            # read the first occupied set now
-            if self.geom.has_stlb:
-                m.d.comb += [c.rd_set.eq(c.sweep.set), c.sweep.start.eq(1)]
+            # the MTLB is cleared in the last SWEEP cycle, from the latched op and ASID; the
+            # sweep reads the first occupied set in the first
             m.next = "SWEEP"
 
     def _fill(self, m, c) -> None:
-        """TLBFILL writes the slot the replacement found in the accept cycle (D9, D10)."""
+        """TLBFILL writes the slot the replacement found in the cycle before, in the set
+        latched at the accept (D9, D10)."""
         g = self.geom
-        req = c.req
         m.d.comb += c.done.eq(1)
         m.d.comb += c.entry.fill.eq(1)
         with m.If(~c.entry.ps_listed):
-            m.d.comb += req.illegal.eq(1)
+            m.d.comb += c.illegal.eq(1)
         v = self.victim
         with m.Elif(c.entry.to_stlb):
             if g.has_stlb:
                 m.d.comb += [c.sw.we.eq(Const(1, g.stlb_ways) << v.stlb_slot),
                              c.sw.addr.eq(c.fill_set), v.stlb_step.eq(v.stlb_full),
-                             req.slot.eq(Cat(c.fill_set[:g.set_bits], v.stlb_slot))]
+                             c.slot.eq(Cat(c.fill_set[:g.set_bits], v.stlb_slot))]
         with m.Else():
             m.d.comb += [c.mw.en.eq(1), c.mw.addr.eq(v.mtlb_slot), v.mtlb_step.eq(v.mtlb_full),
-                         req.slot.eq(g.stlb_entries + v.mtlb_slot)]
+                         c.slot.eq(g.stlb_entries + v.mtlb_slot)]
         m.next = "IDLE"
 
     def _sweep(self, m, c) -> None:
         """INVTLB op 2-4: the rows out are an occupied set's (if ``sweep.rows``), the next
-        occupied set is being read."""
+        occupied set is being read (if ``sweep.issue``; else the sweep ends here)."""
         last = Const(1)
         if self.geom.has_stlb:
             with m.If(c.sweep.rows):
@@ -640,6 +698,18 @@ class InstructionUnit(wiring.Component):
             m.d.comb += [c.sw.e.eq(c.entry.e), c.sw.data.tag.eq(new.tag),
                          c.sw.data.lo0.eq(new.lo0), c.sw.data.lo1.eq(new.lo1)]
         m.d.comb += [c.mw.entry.eq(new), c.mw.mask.eq(c.entry.compare), c.mw.e.eq(c.entry.e)]
+
+
+def _registered(m, outer, name):
+    """A bundle like ``outer`` (a port the unit drives) for the states to drive, and
+    ``outer`` that bundle a cycle later: an instruction's effects leave the unit from
+    registers."""
+    sig = outer.signature
+    inner = sig.create(path=(name,))
+    for (_p, _m, value), (_q, _n, port) in zip(sig.flatten(inner), sig.flatten(outer),
+                                               strict=True):
+        m.d.sync += port.eq(value)
+    return inner
 
 
 def _invtlb_cond(opv, g_bit, asid_eq):

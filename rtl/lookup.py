@@ -39,13 +39,17 @@ class LookupSignature(wiring.Signature):
         })
 
 
-def _pick_after_tag(geom, onehot, entries):
-    """The fields after the tag (what a lookup uses) of the entry ``onehot`` selects, as a
-    view of the entries' layout with the tag zero: one mux for all of them."""
-    layout = entries[0].shape()
-    tag_size = tag_layout(geom).size
-    picked = onehot_mux(onehot, [e.as_value()[tag_size:] for e in entries])
-    return layout(Cat(Const(0, tag_size), picked))
+def _after_tag(geom, entry):
+    """The bits of an STLB row after its tag: what a lookup uses of the row it hit."""
+    return entry.as_value()[tag_layout(geom).size:]
+
+
+def _pick_after_tag(geom, onehot, after_tags, layout):
+    """The fields after the tag of the row ``onehot`` selects (``after_tags``: every row's,
+    :func:`_after_tag`), as a view of the rows' ``layout`` with the tag zero: one mux for
+    all of them."""
+    picked = onehot_mux(onehot, after_tags)
+    return layout(Cat(Const(0, tag_layout(geom).size), picked))
 
 
 class LookupPort(wiring.Component):
@@ -101,9 +105,12 @@ class LookupPort(wiring.Component):
         req, hit, multi, lo0, lo1, ps = self._select(m, req, s, mm, rows)
         sizes = m.submodules.sizes = PageSize(g, odd=True, offset=True)
         m.d.comb += [sizes.ps.eq(ps), sizes.va.eq(req.va)]
-        half = Signal(half_layout(g), name="half")
-        m.d.comb += half.eq(Mux(sizes.odd, lo1, lo0))
-        exc = self._check(m, req.access, hit, half)
+        half, even, odd = (Signal(half_layout(g), name=n) for n in ("half", "even", "odd"))
+        m.d.comb += [even.eq(lo0), odd.eq(lo1), half.eq(Mux(sizes.odd, odd, even))]
+        # both halves checked beside the choice of the half (VA[PS]), not after it
+        exc = Signal(Exc, name="exc")
+        m.d.comb += exc.eq(Mux(sizes.odd, self._check(m, req.access, hit, odd, "exc_odd"),
+                               self._check(m, req.access, hit, even, "exc_even")))
         port = self.port
         frame = Cat(Const(0, 12), half.ppn)
         m.d.comb += [
@@ -140,7 +147,9 @@ class LookupPort(wiring.Component):
             s = m.submodules.s1_stlb = Match(g, W)
             for w in range(W):
                 m.d.comb += [s.tags[w].eq(rows[w].tag), s.cares[w].eq(self.stlb_care)]
-            m.d.comb += [s.e.eq(self.stlb_e.e), s.key_vpn.eq(vpn), s.key_asid.eq(asid)]
+            # latency 3: the tags alone, the E bits gate the hits a cycle later
+            e = -1 if g.lookup_latency == 3 else self.stlb_e.e
+            m.d.comb += [s.e.eq(e), s.key_vpn.eq(vpn), s.key_asid.eq(asid)]
         mm = m.submodules.s1_mtlb = Match(g, M)
         for i in range(M):
             m.d.comb += [mm.tags[i].eq(self.mtlb_regs.tags[i]),
@@ -156,20 +165,26 @@ class LookupPort(wiring.Component):
             return delayed(m, value, name)
         s_hit = s.hit if s is not None else Const(0)
         s_multi = s.multi if s is not None else Const(0)
-        if s is not None:
-            # the STLB's hit row (the lowest way): a small one-hot select of W rows
-            s_hit_row = _pick_after_tag(g, s.first_onehot, rows)
-            s_lo0, s_lo1 = s_hit_row.lo0, s_hit_row.lo1
         m_first, m_hit_any, m_multi = mm.first, mm.hit, mm.multi
+        if s is not None:
+            s_onehot = s.first_onehot
+            after_tags = [_after_tag(g, row) for row in rows]
         if g.lookup_latency == 3:
-            # a register right after the compare: the MTLB's hit vector and the STLB's hit
-            # row; the MTLB's lowest hit and its read come a cycle after its match
+            # a register right after the compare: both banks' hit vectors and the STLB's
+            # rows; each bank's lowest hit, the MTLB's read and the STLB's row select come a
+            # cycle after the match
             req = self._stage_request(m, 2, req)
             _onehot, m_first, m_hit_any, m_multi = priority(m, stage(mm.hits, "s2_mtlb_hits"),
                                                             "s2_mtlb_first")
             if s is not None:
-                s_hit, s_multi = stage(s.hit, "s2_stlb_hit"), stage(s.multi, "s2_stlb_multi")
-                s_lo0, s_lo1 = stage(s_lo0, "s2_stlb_lo0"), stage(s_lo1, "s2_stlb_lo1")
+                # the set's E bits, read at its registered number in s1, registered
+                valid = stage(s.hits, "s2_stlb_hits") & stage(self.stlb_e.e, "s2_stlb_e")
+                s_onehot, _first, s_hit, s_multi = priority(m, valid, "s2_stlb_first")
+                after_tags = [stage(v, f"s2_stlb_row{w}") for w, v in enumerate(after_tags)]
+        if s is not None:
+            # the STLB's hit row (the lowest way): a small one-hot select of W rows
+            s_hit_row = _pick_after_tag(g, s_onehot, after_tags, rows[0].shape())
+            s_lo0, s_lo1 = s_hit_row.lo0, s_hit_row.lo1
         hit = s_hit | m_hit_any
         multi = m_multi | s_multi | (s_hit & m_hit_any)
         m.d.comb += self.mtlb.addr.eq(m_first)
@@ -191,15 +206,15 @@ class LookupPort(wiring.Component):
             ps_sig = stage(ps_sig, f"s{n}_ps")
         return req, hit, multi, lo0, lo1, ps_sig
 
-    def _check(self, m, access, hit, half):
-        """D11/D12: the checks after a hit, in the manual's order."""
+    def _check(self, m, access, hit, half, name):
+        """D11/D12: the checks after a hit on ``half``, in the manual's order."""
         g = self.geom
         plv = self.csr.CRMD.PLV
         nr, nx, rplv = (Const(0), Const(0), Const(0)) if g.is_la32 else (half.nr, half.nx,
                                                                           half.rplv)
         priv_ok = Mux(rplv, plv == half.plv, plv <= half.plv)
         dwpl_off = (plv <= 2) & (self.csr.MISC.DWPL >> plv)[0]
-        exc = Signal(Exc, name="exc")
+        exc = Signal(Exc, name=name)
         with m.If(~hit):
             m.d.comb += exc.eq(Exc.TLBR)
         with m.Elif(~half.v):

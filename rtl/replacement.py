@@ -29,16 +29,19 @@ def victim_signature(geom: Geometry) -> wiring.Signature:
 class Replacement(wiring.Component):
     """Where a TLBFILL goes, in the STLB set it selects and in the MTLB: the lowest slot
     with E = 0 (D9), else the policy's victim (D10): one 16-bit Galois LFSR for the TLB
-    (``lfsr``), or one round-robin pointer per bank. The search ends at registers: the slots
-    are valid 1 cycle after the E bits they were found in.
+    (``lfsr``), or one round-robin pointer per bank. The slots are valid 1 cycle after the
+    E bits they are found in: the STLB set's come registered (the instruction unit's E
+    read) and the search ends at the slot; the MTLB's E bits are registers, and the slot
+    found in them is registered.
 
     Members
     -------
     stlb_e, mtlb_e : In
-        The E bits of the STLB set a TLBFILL would write, and of the MTLB.
+        The E bits of the STLB set a TLBFILL would write (registered: the slot comes in
+        the same cycle), and of the MTLB (a cycle before its slot).
     choice : In(victim_signature)
-        The way (entry) chosen, and whether the bank was full, a cycle later; a step of the
-        policy (the LFSR once for either bank).
+        The way (entry) chosen, and whether the bank was full, from the E bits of a cycle
+        before; a step of the policy (the LFSR once for either bank).
     state : Out(32), with ``state=True``
         The policy's state, for a formal checker: ``lfsr``, the LFSR in bits 0-15;
         ``round_robin``, the STLB's and the MTLB's pointers in bits 16-23 and 24-31.
@@ -62,15 +65,13 @@ class Replacement(wiring.Component):
         lfsr = Signal(16, init=g.seed, name="lfsr")
         lfsr_next = Mux(lfsr[0], (lfsr >> 1) ^ 0xB400, lfsr >> 1)
 
-        def place(name, e_bits, n, slot_r, full_r, step):
-            """First free of n, else the policy; registered."""
+        def place(name, e_bits, n, slot_out, full_out, step, domain):
+            """First free of n, else the policy; in ``domain`` (``sync``: registered)."""
             free = first_one(m, ~e_bits, f"{name}_free")
             full = e_bits.all()
-            slot = Signal(range(max(2, n)), name=f"{name}_victim")
             rr = Signal(range(max(2, n)), name=f"{name}_rr")
             policy_choice = (lfsr_next * n)[16:] if g.policy == "lfsr" else rr
-            m.d.comb += slot.eq(Mux(full, policy_choice, free))
-            m.d.sync += [slot_r.eq(slot), full_r.eq(full)]
+            m.d[domain] += [full_out.eq(full), slot_out.eq(Mux(full, policy_choice, free))]
             with m.If(step):
                 m.d.sync += rr.eq(Mux(rr == n - 1, 0, rr + 1))
             return rr
@@ -79,9 +80,9 @@ class Replacement(wiring.Component):
         stlb_rr = Const(0, 8)
         if g.has_stlb:
             stlb_rr = place("stlb", self.stlb_e, g.stlb_ways, ch.stlb_slot, ch.stlb_full,
-                            ch.stlb_step)
+                            ch.stlb_step, "comb")
         mtlb_rr = place("mtlb", self.mtlb_e, g.mtlb_entries, ch.mtlb_slot, ch.mtlb_full,
-                        ch.mtlb_step)
+                        ch.mtlb_step, "sync")
         if "state" in self.signature.members:
             # the state of the policy in use only
             state = lfsr if g.policy == "lfsr" else (stlb_rr << 16) | (mtlb_rr << 24)

@@ -75,7 +75,11 @@ class STLB(wiring.Component):
     with no read-modify-write and reading a set is reading every way at one address. The E
     bits live in registers beside the memories, one ``sets``-bit vector per way, so that
     INVTLB op 0/1 and TLBFLUSH clear them in one cycle and TLBFILL finds a free way without
-    reading memory. Every memory read port is transparent to its write port.
+    reading memory. Every reader of them gives a registered address and registers what it
+    reads where its clock rate matters, so that the select over every set runs from register
+    to register. No row read is transparent to a write: the unit never reads a set in the
+    cycle it is written (an instruction writes at the end of its ``done`` cycle, in which
+    nothing else is accepted, and lookups do not overlap instructions).
 
     Members
     -------
@@ -86,7 +90,8 @@ class STLB(wiring.Component):
     write : In(stlb_write_signature)
         At the clock edge.
     stlbps : In(6)
-        STLBPS; ``care`` (Out): the VPPN bits every STLB entry compares under it.
+        STLBPS; ``care`` (Out): the VPPN bits every STLB entry compares under it, a cycle
+        after STLBPS (every compare comes a cycle after its request or later).
     occupied : Out(sets)
         The sets that hold a valid entry.
     e_bits : Out(ways * sets)
@@ -95,7 +100,7 @@ class STLB(wiring.Component):
         Every row at once, for a formal checker (a read port per row).
     """
 
-    LATENCY = {"read": 1, "e_read": 0, "write": 1}
+    LATENCY = {"read": 1, "e_read": 0, "care": 1, "write": 1}
 
     def __init__(self, geom: Geometry, reads: int, e_reads: int, contents: bool = False):
         self.geom = geom
@@ -125,7 +130,7 @@ class STLB(wiring.Component):
             wports.append(mem.write_port())
         for rd in self.read:
             for w in range(W):
-                rp = mems[w].read_port(transparent_for=(wports[w],))
+                rp = mems[w].read_port()
                 m.d.comb += [rp.addr.eq(rd.addr), rd.rows[w].eq(rp.data)]
         for rd in self.e_read:
             m.d.comb += rd.e.eq(Cat(bit_at(e_way[w], rd.addr) for w in range(W)))
@@ -135,7 +140,8 @@ class STLB(wiring.Component):
                     rp = mems[w].read_port(domain="comb")
                     m.d.comb += [rp.addr.eq(s), self.contents[w * S + s].eq(rp.data)]
         sizes = m.submodules.sizes = PageSize(g, compare=True)
-        m.d.comb += [sizes.ps.eq(self.stlbps), self.care.eq(care_of(g, sizes.compare))]
+        m.d.comb += sizes.ps.eq(self.stlbps)
+        m.d.sync += self.care.eq(care_of(g, sizes.compare))
         occupied = e_way[0]
         for e in e_way[1:]:
             occupied = occupied | e

@@ -35,8 +35,9 @@ class ObservationSignature(wiring.Signature):
     With ``contents``, for formal checks: ``entries``, every slot's entry in Index order (an
     STLB slot's ``ps`` is 0: the STLB has none), ``cares``, the VPPN bits each MTLB entry
     compares, ``policy``, the replacement's state (:class:`~rtl.replacement.Replacement`),
-    and ``lookup_multi``, per port, a lookup in its response's cycle that matched several
-    entries (what raises the sticky flag, D7).
+    ``lookup_multi``, per port, a lookup in its response's cycle that matched several
+    entries (what raises the sticky flag, D7), and ``insn_busy``, an instruction part-way
+    (accepted, not past its ``done`` cycle).
     """
 
     def __init__(self, geom: Geometry, contents: bool = False):
@@ -48,7 +49,7 @@ class ObservationSignature(wiring.Signature):
             members.update(
                 entries=Out(data.ArrayLayout(mtlb_entry_layout(geom), geom.total_entries)),
                 cares=Out(data.ArrayLayout(geom.vppn_bits, geom.mtlb_entries)),
-                policy=Out(32), lookup_multi=Out(geom.lookup_ports))
+                policy=Out(32), lookup_multi=Out(geom.lookup_ports), insn_busy=Out(1))
         super().__init__(members)
 
 
@@ -64,18 +65,26 @@ class TLBUnit(wiring.Component):
         Combinational CSR read (interfaces.md section 2; unknown numbers read 0).
     csr_we, csr_wdata : In(1), In(GRLEN)
         CSR write, taking effect at the clock edge (D17, D19).
+    csr_ready : Out(1)
+        Low in the cycle after a response with ``effect``, whose exception CSR writes land
+        at the edge that ends it: CSR reads and writes wait for it, and the instruction port
+        is not ready.
     insn_valid, insn_ready, insn_op, insn_inv_op, insn_asid, insn_va : handshake and operands
         An instruction is accepted in a cycle with ``insn_valid & insn_ready``; operands
-        must hold until ``insn_done``.
+        must hold until ``insn_done``. Not ready in the ``done`` cycle of the last one, nor
+        while ``csr_ready`` is low.
     insn_done, insn_illegal, insn_slot : Out
         ``insn_done`` is high in the instruction's last cycle, with ``insn_illegal`` (D15,
         D19) and, for TLBFILL, ``insn_slot`` (the Index written). Its CSR and TLB updates
         take effect at the clock edge that ends that cycle. Cycles: ``InstructionUnit.CYCLES``.
+        ``multi_hit`` shows a TLBSRCH's multi-hit after that edge.
     multi_hit : Out(1)
         The sticky flag of D7.
     lookup : Out(LookupSignature).array(lookup_ports)
         Translation ports. A lookup uses CRMD.PLV, ASID.ASID, MISC.DWPL and STLBPS; when
-        two ports take effect in one cycle, the lowest-numbered port's CSR writes win.
+        two ports take effect in one cycle, the lowest-numbered port's CSR writes win. An
+        exception's CSR writes land a cycle after the response's (``csr_ready``); the
+        sticky multi-hit flag is set at the response's edge.
     obs : Out(ObservationSignature), with ``observe=True`` (or ``"contents"``)
         The state a checker compares (with ``"contents"``, every entry too).
 
@@ -88,7 +97,7 @@ class TLBUnit(wiring.Component):
         self.contents = observe == "contents"
         members = {
             "csr_addr": In(14), "csr_rdata": Out(geom.grlen),
-            "csr_we": In(1), "csr_wdata": In(geom.grlen),
+            "csr_we": In(1), "csr_wdata": In(geom.grlen), "csr_ready": Out(1),
             "insn_valid": In(1), "insn_ready": Out(1), "insn_op": In(InsnOp),
             "insn_inv_op": In(5), "insn_asid": In(10), "insn_va": In(geom.grlen),
             "insn_done": Out(1), "insn_illegal": Out(1),
@@ -109,7 +118,7 @@ class TLBUnit(wiring.Component):
         repl = m.submodules.replacement = Replacement(g, state=self.contents)
         iu = m.submodules.insn = InstructionUnit(g)
         if g.has_stlb:
-            stlb = m.submodules.stlb = STLB(g, reads=n + 1, e_reads=n + 2,
+            stlb = m.submodules.stlb = STLB(g, reads=n + 1, e_reads=n + 1,
                                             contents=self.contents)
 
         def wires(name):
@@ -122,7 +131,7 @@ class TLBUnit(wiring.Component):
         w = wires("csr_port")
         for name in ("csr_addr", "csr_we", "csr_wdata"):
             w.d.comb += getattr(csr, name).eq(getattr(self, name))
-        w.d.comb += self.csr_rdata.eq(csr.csr_rdata)
+        w.d.comb += [self.csr_rdata.eq(csr.csr_rdata), self.csr_ready.eq(~csr.busy)]
 
         ports = [LookupPort(g) for _ in range(n)]
         # Ports are added last to first, as when the order of their statements set the
@@ -150,6 +159,7 @@ class TLBUnit(wiring.Component):
         for name in ("ready", "done", "illegal", "slot"):
             w.d.comb += getattr(self, f"insn_{name}").eq(getattr(iu.insn, name))
         wiring.connect(wires("insn_csr"), iu.csr_write, csr.insn)
+        wires("insn_stall").d.comb += iu.stall.eq(csr.busy)
         wiring.connect(wires("insn_mtlb"), iu.mtlb, mtlb.read[n])
         wiring.connect(wires("insn_mtlb_write"), iu.mtlb_write, mtlb.write)
         wiring.connect(wires("victim"), iu.victim, repl.choice)
@@ -158,10 +168,8 @@ class TLBUnit(wiring.Component):
             wiring.connect(wires("insn_stlb"), iu.stlb, stlb.read[n])
             wiring.connect(wires("insn_stlb_e"), iu.stlb_e, stlb.e_read[n])
             wiring.connect(wires("insn_stlb_write"), iu.stlb_write, stlb.write)
-            fill_e = stlb.e_read[n + 1]                  # the E bits of TLBFILL's set
-            wires("stlb_fill").d.comb += [
-                fill_e.addr.eq(iu.fill_set), repl.stlb_e.eq(fill_e.e),
-                iu.stlb_occupied.eq(stlb.occupied)]
+            wires("stlb_fill").d.comb += [repl.stlb_e.eq(iu.set_e),     # TLBFILL's set
+                                          iu.stlb_occupied.eq(stlb.occupied)]
 
         # D7: the sticky multi-hit flag
         multi_hit = Signal()
@@ -171,12 +179,14 @@ class TLBUnit(wiring.Component):
                 m.d.sync += multi_hit.eq(1)
 
         if "obs" in self.signature.members:
-            self._observe(wires("obs"), csr, stlb if g.has_stlb else None, mtlb, repl, ports)
+            self._observe(wires("obs"), csr, stlb if g.has_stlb else None, mtlb, repl, iu,
+                          ports)
         return m
 
-    def _observe(self, w, csr, stlb, mtlb, repl, ports):
+    def _observe(self, w, csr, stlb, mtlb, repl, iu, ports):
         """The observation port: E bits and CSRs; with ``contents``, the entries, the MTLB's
-        compare bits, the replacement's state and each port's multi-hit."""
+        compare bits, the replacement's state, each port's multi-hit, the instruction unit's
+        progress."""
         g, obs = self.geom, self.obs
         e_bits = [stlb.e_bits] if stlb is not None else []
         w.d.comb += obs.e_bits.eq(Cat(*e_bits, mtlb.regs.e))
@@ -190,5 +200,5 @@ class TLBUnit(wiring.Component):
         for i in range(g.mtlb_entries):
             w.d.comb += [obs.entries[g.stlb_entries + i].eq(mtlb.contents[i]),
                          obs.cares[i].eq(mtlb.regs.cares[i])]
-        w.d.comb += [obs.policy.eq(repl.state),
+        w.d.comb += [obs.policy.eq(repl.state), obs.insn_busy.eq(iu.busy),
                      obs.lookup_multi.eq(Cat(lp.multi for lp in ports))]

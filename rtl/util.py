@@ -62,6 +62,23 @@ def first_one(m: Module, vector: Value, name: str) -> Signal:
     return out
 
 
+def lowest_one_wide(m: Module, vector: Value, name: str) -> Signal:
+    """:func:`lowest_one` for wide vectors (the 256 STLB sets), in blocks of 16 as in
+    :func:`first_one`: the lowest 1 of every block, kept in the lowest block holding one.
+    The depth grows with the log of the width, not with the width (a carry chain)."""
+    width, block = len(vector), 16
+    if width <= block:
+        return lowest_one(m, vector, name)
+    nblocks = -(-width // block)
+    padded = Cat(vector, Const(0, nblocks * block - width))
+    pieces = [padded[i * block:(i + 1) * block] for i in range(nblocks)]
+    first_block = lowest_one(m, Cat(p.any() for p in pieces), f"{name}_block")
+    out = Signal(width, name=name)
+    m.d.comb += out.eq(Cat(Mux(first_block[i], lowest_one(m, p, f"{name}_bit{i}"), 0)
+                           for i, p in enumerate(pieces))[:width])
+    return out
+
+
 def bit_at(vector: Value, index: Value) -> Value:
     """``vector[index]`` for a variable ``index`` below ``len(vector)``.
 

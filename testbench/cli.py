@@ -320,7 +320,8 @@ def cmd_synth(args) -> int:
     try:
         report = synthesize(geom, args.target, args.device, args.speed, args.freq,
                             args.workdir, args.seed, progress=say, route=not args.no_route,
-                            place=not args.no_place)
+                            place=not args.no_place, router=args.router,
+                            density=args.density)
     except SynthError as err:
         if args.json:
             print(json.dumps({"config": geom.name, "target": args.target, "error": str(err)}))
@@ -455,6 +456,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freq", type=float, default=100.0, metavar="MHZ",
                    help="the clock nextpnr aims for (default 100)")
     p.add_argument("--seed", type=int, default=1, help="placer seed")
+    p.add_argument("--router", choices=("router1", "router2"), default="router1",
+                   help="nextpnr's router (router2 routes congested designs: la464)")
+    p.add_argument("--density", type=float, metavar="D",
+                   help="the placer's highest placement density, 0.3 to 1.0 (nextpnr's "
+                   "default 0.9; lower spreads the logic, for routability)")
     p.add_argument("--workdir", metavar="DIR", help="keep netlists, logs and reports here")
     p.add_argument("--no-route", action="store_true",
                    help="stop after placement: Fmax is nextpnr's estimate (large designs)")

@@ -23,6 +23,7 @@ from amaranth.hdl import Assert, Assume, ClockDomain, Cover
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In
 
+from loongtlb.rtl.csrfile import CSRFile
 from loongtlb.rtl.insn import InstructionUnit
 from loongtlb.rtl.layouts import Access, Exc, InsnOp, csr_layout, half_layout
 from loongtlb.rtl.unit import TLBUnit
@@ -41,11 +42,11 @@ WRITABLE_CSRS = tuple(name for name in CSR_NAMES if name != "PRCFG3")
 
 def budgets(geom: Geometry) -> dict[str, int]:
     """The most cycles each instruction may take, from the instruction unit's latency data
-    (``InstructionUnit.CYCLES``; INVTLB 2-4 sweeps the occupied sets: at most sets + 1, and 2
-    when none is)."""
+    (``InstructionUnit.CYCLES``; INVTLB 2-4 sweeps the occupied sets: at most sets +
+    ``SWEEP_CYCLES``)."""
     c = InstructionUnit.CYCLES
     table = {k: v for k, v in c.items() if isinstance(v, int)}
-    table["INVTLB 2-4"] = max(2, geom.stlb_sets + 1)
+    table["INVTLB 2-4"] = geom.stlb_sets + InstructionUnit.SWEEP_CYCLES
     return table
 
 
@@ -121,12 +122,16 @@ class Harness(wiring.Component):
         d.inv_op, d.asid = Signal(5, name="inv_op_l"), Signal(10, name="asid_l")
         d.va = Signal(g.grlen, name="va_l")
         d.count = Signal(range(budgets(g)["INVTLB 2-4"] + 2), name="insn_cycles")
-        stages = [Signal(name=f"lk{i}_valid") for i in range(L + 1)]
-        pending = Cat(stages[1:]).any()               # requested, not yet answered
-        d.lk_va = [Signal(g.grlen, name=f"lk{i}_va") for i in range(L + 1)]
-        d.lk_access = [Signal(Access, name=f"lk{i}_access") for i in range(L + 1)]
-        # the ops meet neither each other nor a lookup in flight, up to its response's cycle
-        # (TLBUnit's contract), apart from lookups themselves, one per cycle
+        # stage L + 1: the cycle after the response, whose edge lands its exception's CSR
+        # writes (CSRFile.LATENCY)
+        X = CSRFile.LATENCY["exception"] - 1
+        stages = [Signal(name=f"lk{i}_valid") for i in range(L + X + 1)]
+        pending = Cat(stages[1:]).any()               # requested, CSR writes not yet landed
+        d.lk_va = [Signal(g.grlen, name=f"lk{i}_va") for i in range(L + X + 1)]
+        d.lk_access = [Signal(Access, name=f"lk{i}_access") for i in range(L + X + 1)]
+        # the ops meet neither each other nor a lookup in flight, up to the landing of its
+        # CSR writes (TLBUnit's contract: csr_ready), apart from lookups themselves, one per
+        # cycle
         quiet = ~d.busy & ~pending
         # no instruction part-way: the TLB holds what the last one left (lookups change it not)
         d.settled = ~d.busy
@@ -179,13 +184,14 @@ class Harness(wiring.Component):
                      lp.access.eq(self.f_access), lp.effect.eq(1),
                      stages[0].eq(d.ev_lookup), d.lk_va[0].eq(self.f_va),
                      d.lk_access[0].eq(self.f_access)]
-        for i in range(1, L + 1):
+        for i in range(1, L + X + 1):
             m.d.sync += [stages[i].eq(stages[i - 1]), d.lk_va[i].eq(d.lk_va[i - 1]),
                          d.lk_access[i].eq(d.lk_access[i - 1])]
         for p in range(1, g.lookup_ports):
             m.d.comb += dut.lookup[p].valid.eq(0)
         # the response's cycle: stage L, counted from the request in stage 0
         d.resp, d.resp_va, d.resp_access = stages[L], d.lk_va[L], d.lk_access[L]
+        d.landing = Cat(stages[L + 1:]).any()         # exception CSR writes still to land
         return d
 
     # ---- helpers of the checks ----------------------------------------------------------
@@ -209,9 +215,14 @@ class Harness(wiring.Component):
         lp = dut.lookup[0]
         # a response exactly when a request was made lookup_latency cycles before
         m.d.comb += Assert(lp.resp_valid == d.resp)
-        # an idle unit takes an instruction; nothing finishes that was not started
-        m.d.comb += Assert(d.busy | dut.insn_ready)
+        # the CSR port waits exactly while a response's CSR writes are to land; an idle unit
+        # takes an instruction then; nothing finishes that was not started
+        m.d.comb += Assert(dut.csr_ready == ~d.landing)
+        m.d.comb += Assert(d.busy | d.landing | dut.insn_ready)
         m.d.comb += Assert(~dut.insn_done | d.in_insn)
+        if self.invariants:
+            # for induction: the instruction unit is part-way exactly when the driver is
+            m.d.comb += Assert(dut.obs.insn_busy == d.busy)
         budget = Signal.like(d.count, name="budget")
         table = budgets(g)
         with m.Switch(d.cur_op):
@@ -233,7 +244,7 @@ class Harness(wiring.Component):
                     with m.Case(2, 3, 4):
                         m.d.comb += budget.eq(table["INVTLB 2-4"])
                     with m.Default():                     # illegal: refused at once
-                        m.d.comb += budget.eq(1)
+                        m.d.comb += budget.eq(table["INVTLB (op above 6)"])
         # D19: STLBPS only ever holds a listed page size (what every check of a page relies on)
         m.d.comb += Assert(k.spec.listed(k.csr["STLBPS"].PS))
         # the cycle count of the instruction in flight never passes its budget
@@ -365,10 +376,14 @@ class Harness(wiring.Component):
             with m.If(hit):
                 m.d.comb += [want.exc.eq(got.exc), want.pa.eq(got.pa), want.mat.eq(got.mat)]
         m.d.comb += Assert(~d.resp | k.spec.same(lp, want))
-        # D13, at the edge after the response
-        was = self._next(m, d.resp, "was_resp")
-        exc = self._next(m, want.exc, "was_exc")
-        va = self._next(m, d.resp_va, "was_va")
+        # D13, at the edge that ends the cycle after the response (CSRFile.LATENCY)
+        def landed(value, name):
+            for i in range(CSRFile.LATENCY["exception"]):
+                value = self._next(m, value, f"{name}{i}")
+            return value
+        was = landed(d.resp, "was_resp")
+        exc = landed(want.exc, "was_exc")
+        va = landed(d.resp_va, "was_va")
         estat = self._next(m, csr["ESTAT"].as_value(), "old_estat")
         vppn = va[13:g.valen]
         tlbr = all_of([csr["TLBRBADV"].as_value() == va, csr["TLBREHI"].VPPN == vppn,

@@ -87,7 +87,7 @@ static LookupOut lookup(Top* t, uint32_t port, uint32_t access, bool effect, uin
   set_lookup(t, port, va, access, effect, 0);
   for (int i = 1; i < LOOKUP_LATENCY; i++) tick(t);
   get_lookup(t, port, &o.exc, &o.pa, &o.mat);
-  tick(t);                               // the exception's CSR writes take effect
+  for (int i = 0; i < EXCEPTION_TICKS; i++) tick(t);  // the exception's CSR writes land
   o.multi_hit = t->multi_hit;
   return o;
 }

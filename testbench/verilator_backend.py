@@ -87,6 +87,14 @@ def _mask(bits) -> str:
     return f"0x{sum(1 << b for b in bits):x}u"
 
 
+@functools.cache
+def _exception_ticks() -> int:
+    """Ticks from a lookup's response to the landing of its exception's CSR writes (the
+    RTL's latency data; imported when first needed, as :func:`_codes`)."""
+    from loongtlb.rtl.csrfile import CSRFile
+    return CSRFile.LATENCY["exception"]
+
+
 def _geometry_header(geom: Geometry) -> str:
     """geometry.h for ``geom``: tables of the trace format and the port accessors."""
     ops = list(OPS)
@@ -113,6 +121,7 @@ def _geometry_header(geom: Geometry) -> str:
         f"#define GRLEN {geom.grlen}",
         f"#define LOOKUP_PORTS {geom.lookup_ports}",
         f"#define LOOKUP_LATENCY {geom.lookup_latency}",
+        f"#define EXCEPTION_TICKS {_exception_ticks()}",
         f"#define MAX_CPUS {MAX_CPUS}",
         "enum { CLASS_CSRRD, CLASS_CSRWR, CLASS_TRANSLATE, CLASS_INSN };",
         "enum { " + ", ".join(f"REQ_{k.upper()} = {v}" for k, v in _KIND.items()) + " };",
@@ -345,7 +354,7 @@ class VerilatorBackend(Backend):
             return {}
         if kind in ("translate", "probe"):
             exc, pa, mat, multi = answers[0]
-            self._tick(self.geom.lookup_latency + 1)
+            self._tick(self.geom.lookup_latency + _exception_ticks())
             return translate_result(EXC_NAMES[exc], pa, mat, multi)
         if kind == "valid":
             return {"bits": sum(w << (64 * i) for i, w in enumerate(answers[0]))}

@@ -33,7 +33,15 @@ def simulate(design, bench):
 def test_every_block_states_its_latency():
     for block in BLOCKS:
         assert block.LATENCY and block.__doc__, block
-    assert InstructionUnit.CYCLES["TLBSRCH"] == 3
+    # the instruction unit's cycles are within the contract's budgets (interfaces.md
+    # section 2; INVTLB 2-4: the STLB's sets + 4)
+    contract = {"TLBWR": 4, "TLBRD": 4, "TLBFILL": 4, "TLBSRCH": 4, "INVTLB 0/1": 3,
+                "TLBFLUSH": 3, "INVTLB 5/6": 4, "TLBCLR (STLB set)": 4, "TLBCLR (MTLB)": 4,
+                "ERTN": 2, "INVTLB (op above 6)": 3}
+    cycles = InstructionUnit.CYCLES
+    assert {k for k, v in cycles.items() if isinstance(v, int)} == set(contract)
+    assert all(cycles[k] <= budget for k, budget in contract.items())
+    assert InstructionUnit.SWEEP_CYCLES <= 4
 
 
 @pytest.mark.parametrize("name", ["tiny", "tiny_rr", "odd"])

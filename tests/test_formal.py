@@ -37,7 +37,7 @@ def test_quick_properties_are_proved(prop, capsys, tmp_path):
     """The CI subset: both close by k-induction (forever, not to a depth)."""
     assert main(["prove", str(FORMAL), "--property", prop, "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert f"PASS {prop}" in out and "proved (k-induction, 6 steps)" in out
+    assert f"PASS {prop}" in out and "proved (k-induction, 7 steps)" in out
     assert "ok: 1 of 1 passed" in out
     assert not list(tmp_path.iterdir())                 # no counterexample written
 
@@ -73,8 +73,8 @@ def test_time_limit_reports_the_depth_reached(capsys):
 def test_covers_are_reachable(capsys):
     """Each property's cover, under the same assumptions: the assertions are not vacuous."""
     assert main(["prove", str(FORMAL), "--property", "fill_placement", "--mode", "cover",
-                 "--depth", "10"]) == 0
-    assert "every cover reached within 10 cycles" in capsys.readouterr().out
+                 "--depth", "16"]) == 0
+    assert "every cover reached within 16 cycles" in capsys.readouterr().out
 
 
 def test_counterexample_replays_in_cosim(tmp_path):

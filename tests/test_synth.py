@@ -162,7 +162,7 @@ def test_a_tool_failure_says_why(tmp_path, monkeypatch):
 
     import loongtlb.testbench.synth
 
-    def dies(cmd, say, stage, cwd, stdout, stderr):
+    def dies(cmd, say, stage, cwd, stdout, stderr, **_timing):
         stdout.write("reading top.il\nwasm trap: out of memory\n\n\n")
         return subprocess.CompletedProcess(cmd, 137)
 
