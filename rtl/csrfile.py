@@ -73,7 +73,8 @@ class CSRFile(wiring.Component):
     A translation's exception (``exc``) is latched in the cycle it is requested and written
     at the edge that ends the next (:data:`LATENCY` ``exception``), so that the checks that
     decide it and the CSRs' write paths are a clock cycle each; ``busy`` is high in that
-    cycle, in which the CSR port and the instruction unit must wait.
+    cycle when there is an exception to write, and the CSR port and the instruction unit
+    must wait.
 
     Members
     -------
@@ -152,7 +153,8 @@ class CSRFile(wiring.Component):
         for req, latched in zip(self.exc, pending, strict=True):
             m.d.sync += [latched.valid.eq(req.valid), latched.exc.eq(req.exc),
                          latched.va.eq(req.va)]
-        m.d.comb += self.busy.eq(Cat(req.valid for req in pending).any())
+        m.d.comb += self.busy.eq(Cat(req.valid & (req.exc != Exc.NONE)
+                                     for req in pending).any())
         for req in reversed(pending):
             vpn = req.va[13:g.valen]
             with m.If(req.valid):

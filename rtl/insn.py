@@ -381,9 +381,13 @@ class Sweep(wiring.Component):
         m.d.comb += source.eq(Mux(self.active, todo, self.occupied))
         lowest = lowest_one_wide(m, source, "sweep_lowest")
         m.d.sync += [chosen.eq(lowest), todo.eq(source & ~lowest),
-                     self.set.eq(onehot_index(chosen)),
                      self.issue.eq(self.active & chosen.any()),
                      self.rows.eq(self.active & self.issue)]
+        # the chosen set's number, registered: encoded from ``chosen`` a cycle before (in
+        # ``sync`` as an expression a simulator would encode all 256 bits at every edge)
+        number = Signal.like(self.set, name="chosen_number")
+        m.d.comb += number.eq(onehot_index(chosen))
+        m.d.sync += self.set.eq(number)
         m.d.comb += self.last.eq(~self.issue & ~(self.active & chosen.any()))
         return m
 

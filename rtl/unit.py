@@ -66,9 +66,9 @@ class TLBUnit(wiring.Component):
     csr_we, csr_wdata : In(1), In(GRLEN)
         CSR write, taking effect at the clock edge (D17, D19).
     csr_ready : Out(1)
-        Low in the cycle after a response with ``effect``, whose exception CSR writes land
-        at the edge that ends it: CSR reads and writes wait for it, and the instruction port
-        is not ready.
+        Low in the cycle after a response with ``effect`` and an exception, whose CSR
+        writes land at the edge that ends it: CSR reads and writes wait for it, and the
+        instruction port is not ready.
     insn_valid, insn_ready, insn_op, insn_inv_op, insn_asid, insn_va : handshake and operands
         An instruction is accepted in a cycle with ``insn_valid & insn_ready``; operands
         must hold until ``insn_done``. Not ready in the ``done`` cycle of the last one, nor

@@ -87,7 +87,8 @@ static LookupOut lookup(Top* t, uint32_t port, uint32_t access, bool effect, uin
   set_lookup(t, port, va, access, effect, 0);
   for (int i = 1; i < LOOKUP_LATENCY; i++) tick(t);
   get_lookup(t, port, &o.exc, &o.pa, &o.mat);
-  for (int i = 0; i < EXCEPTION_TICKS; i++) tick(t);  // the exception's CSR writes land
+  tick(t);
+  for (int i = 1; i < EXCEPTION_TICKS && !t->csr_ready; i++) tick(t);  // its CSR writes land
   o.multi_hit = t->multi_hit;
   return o;
 }

@@ -28,8 +28,8 @@ from .trace import Op
 
 #: an instruction that has not finished after this many cycles is a hang
 _HANG_CYCLES = 1 << 18
-#: ticks from a lookup's response to the edge where its exception's CSR writes have landed
-_EXCEPTION_TICKS = CSRFile.LATENCY["exception"]
+#: the most cycles after a lookup's response that ``csr_ready`` stays low
+_EXCEPTION_TICKS = CSRFile.LATENCY["exception"] - 1
 
 
 class _Cores(Elaboratable):
@@ -112,7 +112,10 @@ class _Session:
             for _ in range(unit.geom.lookup_latency - 1):
                 await self._tick(ctx)
             exc, pa, mat = ctx.get(port.exc).name, ctx.get(port.pa), ctx.get(port.mat)
-            for _ in range(_EXCEPTION_TICKS):     # the exception's CSR writes take effect
+            await self._tick(ctx)
+            for _ in range(_EXCEPTION_TICKS):     # the exception's CSR writes land
+                if ctx.get(unit.csr_ready):
+                    break
                 await self._tick(ctx)
             return translate_result(exc, pa, mat, ctx.get(unit.multi_hit))
         # a TLB instruction: valid until done, results in the done cycle

@@ -354,7 +354,9 @@ class VerilatorBackend(Backend):
             return {}
         if kind in ("translate", "probe"):
             exc, pa, mat, multi = answers[0]
-            self._tick(self.geom.lookup_latency + _exception_ticks())
+            # the response's edge, and one more while an exception's CSR writes land
+            landing = kind == "translate" and EXC_NAMES[exc] != "NONE"
+            self._tick(self.geom.lookup_latency + 1 + landing * (_exception_ticks() - 1))
             return translate_result(EXC_NAMES[exc], pa, mat, multi)
         if kind == "valid":
             return {"bits": sum(w << (64 * i) for i, w in enumerate(answers[0]))}
