@@ -6,10 +6,11 @@
                               [--workdir DIR] [--json FILE] [--markdown FILE]
 
 Each run goes through ``loongtlb synth``'s flow (YoWASP Yosys and nextpnr, the fpga extra) on
-an ECP5-85, speed grade 8, out of context, every input and output registered. la32r takes
-about 2 minutes on a 2-core machine; la464 tens of minutes (router2 and a lower placement
-density make it route): this is not a CI job. Progress goes to stderr every 30 s, and a run
-that passes ``--limit`` minutes is stopped and reported as such.
+an ECP5-85, speed grade 8, out of context, every input and output registered, nextpnr's
+router1 unless ``--router`` says otherwise. la32r takes about 2 minutes on a 2-core machine;
+la464 places in about 10 minutes and has not routed in hours (docs/fpga.md): this is not a
+CI job. Progress goes to stderr every 30 s, and a run that passes ``--limit`` minutes is
+stopped and reported as such.
 
 ``--openla500 DIR`` adds a row for openLA500's TLB (``tlb_entry.v``, the 32-entry TLB of the
 teaching core, and the Verilog it needs, e.g. its ``tools.v`` encoders: every ``.v`` file of
@@ -117,7 +118,7 @@ def main():
     parser.add_argument("--latency", type=int, choices=(1, 2, 3),
                         help="override the presets' lookup_latency")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="placer seeds")
-    parser.add_argument("--router", choices=("router1", "router2"), default="router2")
+    parser.add_argument("--router", choices=("router1", "router2"), default="router1")
     parser.add_argument("--density", type=float, help="placement density (0.3 to 1.0)")
     parser.add_argument("--limit", type=float, default=120, metavar="MIN",
                         help="stop a place and route after this many minutes (default 120)")
@@ -197,9 +198,10 @@ def _row(name, latency, r) -> str:
     cp = r.get("critical_path") or {}
     path = (f"{cp['ns']:.1f} ns, {cp['levels']} cells ({cp['routing_ns']:.1f} ns routing)"
             if cp else "-")
-    minutes = (r["seconds"].get("place_and_route") or r["seconds"].get("place") or 0) / 60
+    seconds = r["seconds"].get("place_and_route") or r["seconds"].get("place")
+    minutes = f"{seconds / 60:.0f} min" if seconds else "-"
     return (f"| {name} | {latency} | {r['seed']} | {r['lut_sites']:,} ({r.get('lut_rams', 0)}) | "
-            f"{r['ffs']:,} | {r['brams']} | {fmax} | {path} | {minutes:.0f} min |")
+            f"{r['ffs']:,} | {r['brams']} | {fmax} | {path} | {minutes} |")
 
 
 if __name__ == "__main__":
