@@ -60,8 +60,10 @@ class LookupPort(wiring.Component):
     - s1: both banks' tags matched (the STLB's rows, the MTLB's registers); with latency 1
       also the hit entry selected (the STLB before the MTLB: the lower Index, D7), checked
       (D11, D12) and answered.
-    - latency 3: a register after the compare; s2 takes the MTLB's lowest hit, reads its
-      halves and selects the entry.
+    - latency 3: a register after the compare (both banks' hit vectors, the STLB's rows;
+      the STLB's tags are compared alone, its set's E bits read at the registered set and
+      registered); s2 gates the STLB's hits with them, takes each bank's lowest hit, reads
+      the MTLB's halves and selects the entry.
     - latency 2 and 3: a register before the checks; the last stage checks and answers.
 
     Members
