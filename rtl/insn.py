@@ -400,8 +400,8 @@ class InstructionUnit(wiring.Component):
     write to the banks and the CSRs, and ``done`` with ``illegal`` and ``slot``, come from
     registers; that cycle (``done``) is one more in every instruction, and the port is not
     ready in it. The decisions themselves start from registers where they were long paths:
-    TLBFILL's set (latched at the accept, its E bits and victim found in the cycle after)
-    and INVTLB op 2-4's next set (:class:`Sweep`).
+    TLBFILL's set (read at the accept, its E bits registered in the cycle after, the victim
+    found from them in the next) and INVTLB op 2-4's next set (:class:`Sweep`).
 
     Members
     -------
@@ -466,7 +466,8 @@ class InstructionUnit(wiring.Component):
             with m.State("IDLE"):
                 self._idle(m, c)
             with m.State("FILL_VICTIM"):
-                # the replacement finds the victim in the set latched at the accept
+                # the E bits of the set read at the accept are read, into ``set_e``; the
+                # replacement finds the victim in them in FILL
                 m.next = "FILL"
             with m.State("FILL"):
                 self._fill(m, c)
