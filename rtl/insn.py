@@ -173,7 +173,9 @@ class InstructionMatch(wiring.Component):
         number, are registered and come a cycle after its rows; they gate the hits where an
         instruction needs it (TLBSRCH, in :class:`SearchResult`); clearing an entry with
         E = 0 changes nothing.
-    fill_set, srch_set, inv_set : Out (with an STLB)
+    src_set, inv_set : Out (with an STLB)
+        The STLB set of the VPPN TLBWR/TLBFILL write (TLBFILL's and TLBSRCH's set), of
+        INVTLB's VA (op 5/6).
     clr_mtlb, inv_mtlb : Out
     """
 
@@ -193,8 +195,7 @@ class InstructionMatch(wiring.Component):
             members.update(
                 stlb_tags=In(data.ArrayLayout(tag_layout(geom), W)),
                 stlb_care=In(geom.vppn_bits),
-                stlb_hits=Out(W), stlb_asid_eq=Out(W), fill_set=Out(sets), srch_set=Out(sets),
-                inv_set=Out(sets))
+                stlb_hits=Out(W), stlb_asid_eq=Out(W), src_set=Out(sets), inv_set=Out(sets))
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -208,8 +209,7 @@ class InstructionMatch(wiring.Component):
             m.d.sync += [key_vpn.eq(Mux(is_inv, self.va[13:g.valen], self.src_vppn)),
                          key_asid.eq(Mux(is_inv, self.asid[:g.asid_bits], self.cur_asid))]
         if W:
-            for name, vpn in (("fill_set", self.src_vppn), ("srch_set", self.src_vppn),
-                              ("inv_set", self.va[13:g.valen])):
+            for name, vpn in (("src_set", self.src_vppn), ("inv_set", self.va[13:g.valen])):
                 sets = m.submodules[name] = PageSize(g, set=True)
                 m.d.comb += [sets.ps.eq(self.stlbps), sets.vpn.eq(vpn),
                              getattr(self, name).eq(sets.set)]
@@ -400,8 +400,9 @@ class InstructionUnit(wiring.Component):
     write to the banks and the CSRs, and ``done`` with ``illegal`` and ``slot``, come from
     registers; that cycle (``done``) is one more in every instruction, and the port is not
     ready in it. The decisions themselves start from registers where they were long paths:
-    TLBFILL's set (read at the accept, its E bits registered in the cycle after, the victim
-    found from them in the next) and INVTLB op 2-4's next set (:class:`Sweep`).
+    TLBFILL's set (read at the accept and again in the cycle after, when its E bits are
+    read and registered; the victim is found from them in the next) and INVTLB op 2-4's
+    next set (:class:`Sweep`).
 
     Members
     -------
@@ -466,8 +467,10 @@ class InstructionUnit(wiring.Component):
             with m.State("IDLE"):
                 self._idle(m, c)
             with m.State("FILL_VICTIM"):
-                # the E bits of the set read at the accept are read, into ``set_e``; the
-                # replacement finds the victim in them in FILL
+                # the E bits of the set read at the accept are read, into ``set_e``; the set
+                # is read again, so that it is still ``cur_set`` in FILL, where the
+                # replacement finds the victim in them
+                m.d.comb += c.rd_set.eq(c.cur_set)
                 m.next = "FILL"
             with m.State("FILL"):
                 self._fill(m, c)
@@ -575,10 +578,6 @@ class InstructionUnit(wiring.Component):
         c.cur_set = Signal(max(1, g.set_bits), name="cur_set")    # set whose rows are out
         m.d.sync += c.cur_set.eq(c.rd_set)
         if W:
-            # TLBFILL's set, latched at the accept (where it is read, for its E bits)
-            c.fill_set = Signal(max(1, g.set_bits), name="fill_set_r")
-            with m.If(c.accept):
-                m.d.sync += c.fill_set.eq(mt.fill_set)
             c.rows = [self.stlb.rows[w] for w in range(W)]
             # the E bits of the set whose rows are out, read at its registered number and
             # registered: out a cycle after the rows
@@ -586,7 +585,7 @@ class InstructionUnit(wiring.Component):
             m.d.comb += [self.set_e.eq(c.set_e), self.stlb.addr.eq(c.rd_set),
                          self.stlb_e.addr.eq(c.cur_set), mt.stlb_care.eq(self.stlb_care)]
             m.d.comb += [mt.stlb_tags[w].eq(c.rows[w].tag) for w in range(W)]
-            c.key_set_src, c.key_set_va = mt.srch_set, mt.inv_set
+            c.key_set_src, c.key_set_va = mt.src_set, mt.inv_set
             c.sweep = m.submodules.sweep = Sweep(g)
             m.d.comb += c.sweep.occupied.eq(self.stlb_occupied)
 
@@ -614,7 +613,7 @@ class InstructionUnit(wiring.Component):
                 with m.Case(InsnOp.TLBFILL):
                     # its set is read: its E bits come out of ``set_e`` in FILL
                     if W:
-                        m.d.comb += c.rd_set.eq(c.match.fill_set)
+                        m.d.comb += c.rd_set.eq(c.key_set_src)
                     m.next = "FILL_VICTIM"
                 with m.Case(InsnOp.ERTN):
                     m.d.comb += [done.eq(1), c.cw.ertn.eq(1)]
@@ -662,8 +661,9 @@ class InstructionUnit(wiring.Component):
             m.next = "SWEEP"
 
     def _fill(self, m, c) -> None:
-        """TLBFILL writes the slot the replacement found in the cycle before, in the set
-        latched at the accept (D9, D10)."""
+        """TLBFILL writes the slot the replacement finds in the E bits of its set, read in the
+        cycle before (its set is ``cur_set`` now: read at the accept and again since; D9,
+        D10)."""
         g = self.geom
         m.d.comb += c.done.eq(1)
         m.d.comb += c.entry.fill.eq(1)
@@ -673,8 +673,8 @@ class InstructionUnit(wiring.Component):
         with m.Elif(c.entry.to_stlb):
             if g.has_stlb:
                 m.d.comb += [c.sw.we.eq(Const(1, g.stlb_ways) << v.stlb_slot),
-                             c.sw.addr.eq(c.fill_set), v.stlb_step.eq(v.stlb_full),
-                             c.slot.eq(Cat(c.fill_set[:g.set_bits], v.stlb_slot))]
+                             c.sw.addr.eq(c.cur_set), v.stlb_step.eq(v.stlb_full),
+                             c.slot.eq(Cat(c.cur_set[:g.set_bits], v.stlb_slot))]
         with m.Else():
             m.d.comb += [c.mw.en.eq(1), c.mw.addr.eq(v.mtlb_slot), v.mtlb_step.eq(v.mtlb_full),
                          c.slot.eq(g.stlb_entries + v.mtlb_slot)]
