@@ -46,32 +46,37 @@ def first_one(m: Module, vector: Value, name: str) -> Signal:
     source = Signal(width, name=f"{name}_in")
     out = Signal(max(1, ceil_log2(width)), name=name)
     m.d.comb += source.eq(vector)
-    block = 16
-    if width <= block:
+    if width <= _BLOCK:
         m.d.comb += out.eq(onehot_index(lowest_one(m, source, f"{name}_onehot")))
         return out
-    nblocks = -(-width // block)
-    padded = Cat(source, Const(0, nblocks * block - width))
-    any_in = Signal(nblocks, name=f"{name}_blocks")
-    m.d.comb += any_in.eq(Cat(padded[i * block:(i + 1) * block].any()
-                              for i in range(nblocks)))
+    pieces = _blocks(source)
+    any_in = Signal(len(pieces), name=f"{name}_blocks")
+    m.d.comb += any_in.eq(Cat(p.any() for p in pieces))
     which = first_one(m, any_in, f"{name}_block")
-    withins = Array(first_one(m, padded[i * block:(i + 1) * block], f"{name}_bit{i}")
-                    for i in range(nblocks))
+    withins = Array(first_one(m, p, f"{name}_bit{i}") for i, p in enumerate(pieces))
     m.d.comb += out.eq(Cat(withins[which], which))
     return out
+
+
+#: the block width of the searches over wide vectors
+_BLOCK = 16
+
+
+def _blocks(vector: Value) -> list[Value]:
+    """``vector`` in blocks of :data:`_BLOCK` bits, the last padded with zeros."""
+    nblocks = -(-len(vector) // _BLOCK)
+    padded = Cat(vector, Const(0, nblocks * _BLOCK - len(vector)))
+    return [padded[i * _BLOCK:(i + 1) * _BLOCK] for i in range(nblocks)]
 
 
 def lowest_one_wide(m: Module, vector: Value, name: str) -> Signal:
     """:func:`lowest_one` for wide vectors (the 256 STLB sets), in blocks of 16 as in
     :func:`first_one`: the lowest 1 of every block, kept in the lowest block holding one.
     The depth grows with the log of the width, not with the width (a carry chain)."""
-    width, block = len(vector), 16
-    if width <= block:
+    width = len(vector)
+    if width <= _BLOCK:
         return lowest_one(m, vector, name)
-    nblocks = -(-width // block)
-    padded = Cat(vector, Const(0, nblocks * block - width))
-    pieces = [padded[i * block:(i + 1) * block] for i in range(nblocks)]
+    pieces = _blocks(vector)
     first_block = lowest_one(m, Cat(p.any() for p in pieces), f"{name}_block")
     out = Signal(width, name=name)
     m.d.comb += out.eq(Cat(Mux(first_block[i], lowest_one(m, p, f"{name}_bit{i}"), 0)

@@ -196,7 +196,10 @@ def test_la464_smoke(capsys):
         slots = [fill(port, (i << 23) | 0x8000, elo(i), elo(i))["slot"] for i in range(10)]
         assert slots[:8] == [1 + 256 * w for w in range(8)]
         assert all(s % 256 == 1 for s in slots)
+        for set_ in (17, 200):        # sets in other blocks of 16 of the sweep's search
+            fill(port, set_ << 15, elo(1), elo(1))
         port.invtlb(3, 0, 0)          # the full 256-set sweep
-        assert port.translate(0x8000, "load")["exc"] == "TLBR"
+        for va in (0x8000, 17 << 15, 200 << 15):
+            assert port.translate(va, "load")["exc"] == "TLBR"
     finally:
         backend.close()

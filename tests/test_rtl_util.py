@@ -6,7 +6,8 @@ import pytest
 from amaranth import Module, Signal
 from amaranth.sim import Simulator
 
-from loongtlb.rtl.util import decoder, first_one, lowest_one, onehot_index, onehot_mux
+from loongtlb.rtl.util import (decoder, first_one, lowest_one, lowest_one_wide, onehot_index,
+                               onehot_mux)
 
 
 def _run(m, bench):
@@ -41,6 +42,12 @@ def _check(width, helper, expected):
 @pytest.mark.parametrize("width", [1, 8, 64])
 def test_lowest_one(width):
     _check(width, lowest_one, lambda value: value & -value)
+
+
+@pytest.mark.parametrize("width", [1, 16, 17, 100, 256])
+def test_lowest_one_wide(width):
+    """Blocks of 16 above 16 bits (the sweep over 256 STLB sets), the last one padded."""
+    _check(width, lowest_one_wide, lambda value: value & -value)
 
 
 @pytest.mark.parametrize("width", [1, 5, 16, 17, 64, 100, 256])
