@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from amaranth import Elaboratable, Module
+from amaranth import Cat, Elaboratable, Module, Value
 from amaranth.sim import Simulator
 
 from loongtlb.rtl.csrfile import CSRFile
@@ -30,6 +30,10 @@ from .trace import Op
 _HANG_CYCLES = 1 << 18
 #: the most cycles after a lookup's response that ``csr_ready`` stays low
 _EXCEPTION_TICKS = CSRFile.LATENCY["exception"] - 1
+#: how long the testbench waits for the next op (seconds of simulated time): far less than
+#: the clock's half period, so an op starts in the cycle the one before it ended, as the
+#: Verilator harness drives it (a wait on the clock would add an idle cycle per op)
+_IDLE_WAIT = 1e-10
 
 
 class _Cores(Elaboratable):
@@ -57,6 +61,8 @@ class _Session:
         self.results: deque = deque()
         self.cycles = 0
         self.in_use = False
+        #: (unit, input names, port) -> (Cat of those inputs, each one's offset and mask)
+        self._inputs: dict = {}
 
     def restart(self):
         self.sim.reset()
@@ -67,7 +73,7 @@ class _Session:
     async def _serve(self, ctx):
         while True:
             if not self.queue:
-                await ctx.tick()
+                await ctx.delay(_IDLE_WAIT)
                 continue
             op = self.queue.popleft()
             unit = self.top.units[op.cpu]
@@ -78,6 +84,25 @@ class _Session:
     async def _tick(self, ctx):
         await ctx.tick()
         self.cycles += 1
+
+    def _drive(self, ctx, unit, values: dict, port=None):
+        """Set the unit's inputs ``values`` (name: value, cut to the input's width as a
+        ``ctx.set`` of that input alone would; of lookup port ``port`` if given) with one
+        ``ctx.set`` of their Cat: each ``ctx.set`` settles the whole design."""
+        key = (unit, tuple(values), port)
+        group = self._inputs.get(key)
+        if group is None:
+            owner = unit if port is None else unit.lookup[port]
+            signals = [getattr(owner, name) for name in values]
+            fields, at = [], 0
+            for signal in signals:
+                width = len(Value.cast(signal))
+                fields.append((at, (1 << width) - 1))
+                at += width
+            group = self._inputs[key] = (Cat(*signals), fields)
+        cat, fields = group
+        ctx.set(cat, sum((int(v) & mask) << at
+                         for v, (at, mask) in zip(values.values(), fields)))
 
     @staticmethod
     def _read_csr(ctx, unit, name):
@@ -95,18 +120,15 @@ class _Session:
         if kind == "valid":
             return {"bits": ctx.get(unit.obs.e_bits)}
         if kind == "csrwr":
-            ctx.set(unit.csr_addr, CSR[a["csr"]])
-            ctx.set(unit.csr_wdata, a["value"])
-            ctx.set(unit.csr_we, 1)
+            self._drive(ctx, unit, {"csr_addr": CSR[a["csr"]], "csr_wdata": a["value"],
+                                    "csr_we": 1})
             await self._tick(ctx)
             ctx.set(unit.csr_we, 0)
             return {}
         if kind in ("translate", "probe"):
             port = unit.lookup[a["port"]]
-            ctx.set(port.va, a["va"])
-            ctx.set(port.access, Access[a["access"].upper()])
-            ctx.set(port.effect, kind == "translate")
-            ctx.set(port.valid, 1)
+            self._drive(ctx, unit, {"va": a["va"], "access": Access[a["access"].upper()].value,
+                                    "effect": kind == "translate", "valid": 1}, a["port"])
             await self._tick(ctx)
             ctx.set(port.valid, 0)
             for _ in range(unit.geom.lookup_latency - 1):
@@ -119,12 +141,11 @@ class _Session:
                 await self._tick(ctx)
             return translate_result(exc, pa, mat, ctx.get(unit.multi_hit))
         # a TLB instruction: valid until done, results in the done cycle
-        ctx.set(unit.insn_op, InsnOp[kind.upper()])
+        operands = {"insn_op": InsnOp[kind.upper()].value, "insn_valid": 1}
         if kind == "invtlb":
-            ctx.set(unit.insn_inv_op, a["inv_op"])
-            ctx.set(unit.insn_asid, a["asid"])
-            ctx.set(unit.insn_va, a["va"])
-        ctx.set(unit.insn_valid, 1)
+            operands |= {"insn_inv_op": a["inv_op"], "insn_asid": a["asid"],
+                         "insn_va": a["va"]}
+        self._drive(ctx, unit, operands)
         for _ in range(_HANG_CYCLES):
             done = ctx.get(unit.insn_done)
             if done:
