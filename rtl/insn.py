@@ -17,7 +17,8 @@ from .layouts import (InsnOp, csr_layout, half_layout, mask_groups, mtlb_data_la
 from .match import Match
 from .pagesize import PageSize
 from .replacement import victim_signature
-from .storage import (mtlb_read_signature, mtlb_regs_signature, mtlb_write_signature,
+from .storage import (mtlb_read_signature, mtlb_regs_signature, mtlb_tag_read_signature,
+                      mtlb_write_signature,
                       stlb_e_signature, stlb_read_signature, stlb_write_signature)
 from .util import bit_at, delayed, lowest_one_wide, onehot_index, priority
 
@@ -246,8 +247,8 @@ class EntryRead(wiring.Component):
         TLBIDX.Index decoded.
     stlb_rows, stlb_e, stlbps : In (with an STLB)
         The rows and E bits of the Index's set, STLBPS (an STLB entry's PS).
-    mtlb_regs : Out(mtlb_regs_signature); mtlb_data : In
-        The MTLB's registers, the data of ``entry``.
+    mtlb_e, mtlb_tag, mtlb_data : In
+        The MTLB's E bits; the tag and the data of ``entry``.
     result : Out(read_result_signature)
     """
 
@@ -258,7 +259,8 @@ class EntryRead(wiring.Component):
         W = geom.stlb_ways
         members = {
             "index": In(index_signature(geom)),
-            "mtlb_regs": Out(mtlb_regs_signature(geom)), "mtlb_data": In(mtlb_data_layout(geom)),
+            "mtlb_e": In(geom.mtlb_entries), "mtlb_tag": In(tag_layout(geom)),
+            "mtlb_data": In(mtlb_data_layout(geom)),
             "result": Out(read_result_signature(geom)),
         }
         if W:
@@ -272,11 +274,10 @@ class EntryRead(wiring.Component):
         ix, res = self.index, self.result
         entry = Signal(mtlb_entry_layout(g), name="entry_read")
         m_sel = Signal(mtlb_entry_layout(g), name="mtlb_entry")
-        tags = [self.mtlb_regs.tags[i] for i in range(g.mtlb_entries)]
-        m.d.comb += [m_sel.tag.eq(Array(t.as_value() for t in tags)[ix.entry]),
+        m.d.comb += [m_sel.tag.eq(self.mtlb_tag),
                      m_sel.ps.eq(self.mtlb_data.ps), m_sel.lo0.eq(self.mtlb_data.lo0),
                      m_sel.lo1.eq(self.mtlb_data.lo1)]
-        m_present = bit_at(self.mtlb_regs.e, ix.entry) & ix.in_mtlb
+        m_present = bit_at(self.mtlb_e, ix.entry) & ix.in_mtlb
         if g.has_stlb:
             rows = [self.stlb_rows[w] for w in range(g.stlb_ways)]
             row = stlb_entry_layout(g)(Array(r.as_value() for r in rows)[ix.way])
@@ -416,8 +417,8 @@ class InstructionUnit(wiring.Component):
     set_e : Out(ways)
         The E bits of the set whose rows were out a cycle before: in TLBFILL's FILL state,
         of the set it writes (for :class:`~rtl.replacement.Replacement`).
-    mtlb_regs, mtlb, mtlb_write : the MTLB
-        Its registers, a data read (TLBRD), the write port.
+    mtlb_regs, mtlb, mtlb_tag, mtlb_write : the MTLB
+        Its registers, a data read and a tag read (TLBRD), the write port.
     victim : Out(victim_signature)
         The replacement's choice, and its steps.
     multi : Out(1)
@@ -448,6 +449,7 @@ class InstructionUnit(wiring.Component):
             "insn": Out(InsnSignature(geom)),
             "csr": In(regs_signature(geom)), "csr_write": Out(insn_csr_signature(geom)),
             "mtlb_regs": Out(mtlb_regs_signature(geom)), "mtlb": Out(mtlb_read_signature(geom)),
+            "mtlb_tag": Out(mtlb_tag_read_signature(geom)),
             "mtlb_write": Out(mtlb_write_signature(geom)),
             "victim": Out(victim_signature(geom)), "multi": Out(1), "stall": In(1),
             "busy": Out(1),
@@ -532,7 +534,8 @@ class InstructionUnit(wiring.Component):
         wiring.connect(m, wiring.flipped(self.csr), c.entry.csr)
         ix = m.submodules.index = IndexDecode(g)
         c.index = ix.decoded
-        m.d.comb += [ix.index.eq(self.csr.TLBIDX.Index), self.mtlb.addr.eq(c.index.entry)]
+        m.d.comb += [ix.index.eq(self.csr.TLBIDX.Index), self.mtlb.addr.eq(c.index.entry),
+                     self.mtlb_tag.addr.eq(c.index.entry)]
         self._matches(m, c)
         # what an instruction changes goes to the banks a cycle after it is decided: one
         # STLB set per cycle, written (TLBWR, TLBFILL) or cleared in some ways; one MTLB entry
@@ -556,10 +559,11 @@ class InstructionUnit(wiring.Component):
         m.d.comb += sr.mtlb_hits.eq(c.match.mtlb_hits)
         m.d.sync += self.multi.eq(sr.multi & cw.srch)
         rd = m.submodules.read = EntryRead(g)
-        wiring.connect(m, wiring.flipped(self.mtlb_regs), rd.mtlb_regs, c.match.mtlb_regs)
+        wiring.connect(m, wiring.flipped(self.mtlb_regs), c.match.mtlb_regs)
         wiring.connect(m, c.index, rd.index)
         wiring.connect(m, rd.result, wiring.flipped(cw.rd_result))
-        m.d.comb += rd.mtlb_data.eq(self.mtlb.data)
+        m.d.comb += [rd.mtlb_data.eq(self.mtlb.data), rd.mtlb_tag.eq(self.mtlb_tag.tag),
+                     rd.mtlb_e.eq(self.mtlb_regs.e)]
         if g.has_stlb:
             m.d.comb += [sr.stlb_hits.eq(c.match.stlb_hits), sr.set.eq(c.cur_set),
                          sr.stlb_e.eq(c.set_e), rd.stlbps.eq(c.stlbps),

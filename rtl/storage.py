@@ -17,10 +17,11 @@ from .layouts import (mask_groups, mtlb_data_layout, mtlb_entry_layout, stlb_ent
                       tag_layout)
 from .match import care_of
 from .pagesize import PageSize
-from .util import bit_at, decoder
+from .util import decoder
 
 __all__ = ["STLB", "MTLB", "stlb_read_signature", "stlb_e_signature", "stlb_write_signature",
-           "mtlb_read_signature", "mtlb_regs_signature", "mtlb_write_signature"]
+           "mtlb_read_signature", "mtlb_tag_read_signature", "mtlb_regs_signature",
+           "mtlb_write_signature"]
 
 
 def _set_width(geom: Geometry) -> int:
@@ -56,6 +57,13 @@ def mtlb_read_signature(geom: Geometry) -> wiring.Signature:
     """Read one entry's PS and halves, combinationally."""
     return wiring.Signature({
         "addr": Out(range(max(2, geom.mtlb_entries))), "data": In(mtlb_data_layout(geom)),
+    })
+
+
+def mtlb_tag_read_signature(geom: Geometry) -> wiring.Signature:
+    """Read one entry's tag by index, combinationally."""
+    return wiring.Signature({
+        "addr": Out(range(max(2, geom.mtlb_entries))), "tag": In(tag_layout(geom)),
     })
 
 
@@ -133,7 +141,7 @@ class STLB(wiring.Component):
                 rp = mems[w].read_port()
                 m.d.comb += [rp.addr.eq(rd.addr), rd.rows[w].eq(rp.data)]
         for rd in self.e_read:
-            m.d.comb += rd.e.eq(Cat(bit_at(e_way[w], rd.addr) for w in range(W)))
+            m.d.comb += rd.e.eq(Cat(e_way[w].bit_select(rd.addr, 1) for w in range(W)))
         if "contents" in self.signature.members:
             for w in range(W):
                 for s in range(S):
@@ -176,11 +184,15 @@ class MTLB(wiring.Component):
     and E bit beside it; PS and both halves in a memory, read by index (the first hit,
     TLBRD's Index) through one asynchronous port per reader. On an FPGA that is LUT RAM in
     place of a one-hot select over every entry per reader; in simulation, an array read.
+    The tags are written to a memory of their own as well, for the one reader that reads a
+    tag by index (TLBRD): a LUT RAM in place of a select of every tag register.
 
     Members
     -------
     read : In(mtlb_read_signature).array(n)
         Data reads: 0 cycles.
+    tag_read : In(mtlb_tag_read_signature)
+        A tag read: 0 cycles.
     write : In(mtlb_write_signature)
         At the clock edge.
     regs : In(mtlb_regs_signature)
@@ -189,12 +201,13 @@ class MTLB(wiring.Component):
         Every entry at once, for a formal checker (a read port per entry).
     """
 
-    LATENCY = {"read": 0, "write": 1}
+    LATENCY = {"read": 0, "tag_read": 0, "write": 1}
 
     def __init__(self, geom: Geometry, reads: int, contents: bool = False):
         self.geom = geom
         members = {
             "read": In(mtlb_read_signature(geom)).array(reads),
+            "tag_read": In(mtlb_tag_read_signature(geom)),
             "write": In(mtlb_write_signature(geom)),
             "regs": In(mtlb_regs_signature(geom)),
         }
@@ -215,6 +228,9 @@ class MTLB(wiring.Component):
         for rd in self.read:
             rp = mem.read_port(domain="comb")
             m.d.comb += [rp.addr.eq(rd.addr), rd.data.eq(rp.data)]
+        tag_mem = m.submodules.tag_copy = memory.Memory(shape=tag_layout(g), depth=M, init=[])
+        tag_wport, tag_rp = tag_mem.write_port(), tag_mem.read_port(domain="comb")
+        m.d.comb += [tag_rp.addr.eq(self.tag_read.addr), self.tag_read.tag.eq(tag_rp.data)]
         m.d.comb += self.regs.e.eq(e)
         if "contents" in self.signature.members:
             for i in range(M):
@@ -234,6 +250,8 @@ class MTLB(wiring.Component):
                 m.d.sync += [tags[i].eq(wr.entry.tag), masks[i].eq(wr.mask)]
         m.d.comb += [wport.en.eq(wr.en), wport.addr.eq(wr.addr),
                      wport.data.ps.eq(wr.entry.ps), wport.data.lo0.eq(wr.entry.lo0),
-                     wport.data.lo1.eq(wr.entry.lo1)]
+                     wport.data.lo1.eq(wr.entry.lo1),
+                     tag_wport.en.eq(wr.en), tag_wport.addr.eq(wr.addr),
+                     tag_wport.data.eq(wr.entry.tag)]
         m.d.sync += e.eq((e & ~wr.clear & ~we) | Mux(wr.e, we, 0))
         return m

@@ -161,6 +161,7 @@ class TLBUnit(wiring.Component):
         wiring.connect(wires("insn_csr"), iu.csr_write, csr.insn)
         wires("insn_stall").d.comb += iu.stall.eq(csr.busy)
         wiring.connect(wires("insn_mtlb"), iu.mtlb, mtlb.read[n])
+        wiring.connect(wires("insn_mtlb_tag"), iu.mtlb_tag, mtlb.tag_read)
         wiring.connect(wires("insn_mtlb_write"), iu.mtlb_write, mtlb.write)
         wiring.connect(wires("victim"), iu.victim, repl.choice)
         wires("mtlb_fill").d.comb += repl.mtlb_e.eq(mtlb.regs.e)
