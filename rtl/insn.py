@@ -19,7 +19,7 @@ from .pagesize import PageSize
 from .replacement import victim_signature
 from .storage import (mtlb_read_signature, mtlb_regs_signature, mtlb_tag_read_signature,
                       mtlb_write_signature,
-                      stlb_e_signature, stlb_read_signature, stlb_write_signature)
+                      stlb_read_signature, stlb_write_signature)
 from .util import bit_at, delayed, lowest_one_wide, onehot_index, priority
 
 __all__ = ["InsnSignature", "InstructionUnit", "IndexDecode", "index_signature"]
@@ -170,10 +170,9 @@ class InstructionMatch(wiring.Component):
         The tags of the set whose rows are out, the STLB's compare bits.
     mtlb_regs : Out(mtlb_regs_signature)
     stlb_hits, stlb_asid_eq, mtlb_hits : Out
-        ``stlb_hits`` compare the tags alone: the set's E bits, read at the set's registered
-        number, are registered and come a cycle after its rows; they gate the hits where an
-        instruction needs it (TLBSRCH, in :class:`SearchResult`); clearing an entry with
-        E = 0 changes nothing.
+        ``stlb_hits`` compare the tags alone: the set's E bits, read with its rows, come
+        registered a cycle after them (``set_e``) and gate the hits where an instruction
+        needs it (TLBSRCH, in :class:`SearchResult`); a clear keeps E = 0 as it was.
     src_set, inv_set : Out (with an STLB)
         The STLB set of the VPPN TLBWR/TLBFILL write (TLBFILL's and TLBSRCH's set), of
         INVTLB's VA (op 5/6).
@@ -237,8 +236,8 @@ class InstructionMatch(wiring.Component):
 
 class EntryRead(wiring.Component):
     """TLBRD's readout (D8, D18): the entry at TLBIDX.Index, from the STLB row read a cycle
-    before (the set of the Index) and that set's E bits (read with the rows' address a cycle
-    before that) or from the MTLB, whether it holds one, and what TLBRD writes of it (G into
+    before (the set of the Index) and that set's E bits (read with the rows a cycle before
+    that, registered) or from the MTLB, whether it holds one, and what TLBRD writes of it (G into
     both TLBELO words). Combinational: 0 cycles.
 
     Members
@@ -402,8 +401,10 @@ class InstructionUnit(wiring.Component):
     registers; that cycle (``done``) is one more in every instruction, and the port is not
     ready in it. The decisions themselves start from registers where they were long paths:
     TLBFILL's set (read at the accept and again in the cycle after, when its E bits are
-    read and registered; the victim is found from them in the next) and INVTLB op 2-4's
-    next set (:class:`Sweep`).
+    registered; the victim is found from them in the next) and INVTLB op 2-4's next set
+    (:class:`Sweep`). Whatever writes an STLB set has read it first: the write gives all
+    of the set's E bits, changed from those read with its rows (TLBWR reads its set in its
+    first cycle for that).
 
     Members
     -------
@@ -411,9 +412,9 @@ class InstructionUnit(wiring.Component):
         The instruction port of :class:`~rtl.unit.TLBUnit`.
     csr : In(regs_signature); csr_write : Out(insn_csr_signature)
         The CSRs it reads, and its CSR writes (ERTN, TLBSRCH, TLBRD).
-    stlb, stlb_e, stlb_write, stlb_occupied, stlb_care : the STLB (with an STLB)
-        One row read, one E read (of the set whose rows are out, registered), the write
-        port, the sets holding an entry, the compare bits.
+    stlb, stlb_write, stlb_occupied, stlb_care : the STLB (with an STLB)
+        One set read (rows and E bits), the write port, the sets holding an entry, the
+        compare bits.
     set_e : Out(ways)
         The E bits of the set whose rows were out a cycle before: in TLBFILL's FILL state,
         of the set it writes (for :class:`~rtl.replacement.Replacement`).
@@ -433,7 +434,7 @@ class InstructionUnit(wiring.Component):
     #: cycles from accepting an instruction to its completion (``done``, then the edge that
     #: ends it); ``sets`` stands for the number of STLB sets
     CYCLES = {
-        "TLBWR": 2, "TLBFILL": 4, "TLBSRCH": 4, "TLBRD": 4, "ERTN": 2, "TLBFLUSH": 2,
+        "TLBWR": 3, "TLBFILL": 4, "TLBSRCH": 4, "TLBRD": 4, "ERTN": 2, "TLBFLUSH": 2,
         "TLBCLR (STLB set)": 3, "TLBCLR (MTLB)": 2, "INVTLB 0/1": 2, "INVTLB 5/6": 3,
         "INVTLB (op above 6)": 2,
         "INVTLB 2-4": "4 + the STLB sets holding a valid entry, or 3 if none does "
@@ -456,7 +457,7 @@ class InstructionUnit(wiring.Component):
         }
         if geom.has_stlb:
             members.update(
-                stlb=Out(stlb_read_signature(geom)), stlb_e=Out(stlb_e_signature(geom)),
+                stlb=Out(stlb_read_signature(geom)),
                 stlb_write=Out(stlb_write_signature(geom)), stlb_occupied=In(geom.stlb_sets),
                 stlb_care=In(geom.vppn_bits), set_e=Out(geom.stlb_ways))
         super().__init__(members)
@@ -468,10 +469,12 @@ class InstructionUnit(wiring.Component):
         with m.FSM(name="fsm") as fsm:
             with m.State("IDLE"):
                 self._idle(m, c)
+            with m.State("WR"):
+                self._write(m, c)
             with m.State("FILL_VICTIM"):
-                # the E bits of the set read at the accept are read, into ``set_e``; the set
-                # is read again, so that it is still ``cur_set`` in FILL, where the
-                # replacement finds the victim in them
+                # the E bits of the set read at the accept are out, registered into
+                # ``set_e``; the set is read again, so that it is still ``cur_set`` in FILL,
+                # where the replacement finds the victim in them
                 m.d.comb += c.rd_set.eq(c.cur_set)
                 m.next = "FILL"
             with m.State("FILL"):
@@ -538,15 +541,21 @@ class InstructionUnit(wiring.Component):
                      self.mtlb_tag.addr.eq(c.index.entry)]
         self._matches(m, c)
         # what an instruction changes goes to the banks a cycle after it is decided: one
-        # STLB set per cycle, written (TLBWR, TLBFILL) or cleared in some ways; one MTLB entry
-        # written, any cleared
+        # STLB set per cycle, written (TLBWR, TLBFILL) or cleared in some ways, with all its
+        # E bits (those read with its rows, changed); one MTLB entry written, any cleared
         c.mw = _registered(m, self.mtlb_write, "mtlb_write")
         if W:
             c.sw = _registered(m, self.stlb_write, "stlb_write")
 
         def clear_stlb_set(set_, cond_per_way):
-            m.d.comb += [c.sw.addr.eq(set_), c.sw.clear.eq(Cat(cond_per_way))]
-        c.clear_stlb_set = clear_stlb_set
+            m.d.comb += [c.sw.addr.eq(set_), c.sw.e_we.eq(1),
+                         c.sw.e.eq(c.row_e & ~Cat(cond_per_way))]
+
+        def write_stlb_way(set_, we):
+            """Write the new entry to the ways ``we`` (one) of ``set_``, whose rows are out."""
+            m.d.comb += [c.sw.we.eq(we), c.sw.addr.eq(set_), c.sw.e_we.eq(1),
+                         c.sw.e.eq((c.row_e & ~we) | Mux(c.entry.e, we, 0))]
+        c.clear_stlb_set, c.write_stlb_way = clear_stlb_set, write_stlb_way
         self._results(m, c)
         return c
 
@@ -583,11 +592,12 @@ class InstructionUnit(wiring.Component):
         m.d.sync += c.cur_set.eq(c.rd_set)
         if W:
             c.rows = [self.stlb.rows[w] for w in range(W)]
-            # the E bits of the set whose rows are out, read at its registered number and
-            # registered: out a cycle after the rows
-            c.set_e = delayed(m, self.stlb_e.e, "set_e")
+            # the E bits of the set whose rows are out (``row_e``, read with them), and the
+            # same registered: out a cycle after the rows (``set_e``)
+            c.row_e = self.stlb.e
+            c.set_e = delayed(m, c.row_e, "set_e")
             m.d.comb += [self.set_e.eq(c.set_e), self.stlb.addr.eq(c.rd_set),
-                         self.stlb_e.addr.eq(c.cur_set), mt.stlb_care.eq(self.stlb_care)]
+                         mt.stlb_care.eq(self.stlb_care)]
             m.d.comb += [mt.stlb_tags[w].eq(c.rows[w].tag) for w in range(W)]
             c.key_set_src, c.key_set_va = mt.src_set, mt.inv_set
             c.sweep = m.submodules.sweep = Sweep(g)
@@ -602,18 +612,10 @@ class InstructionUnit(wiring.Component):
         with m.If(c.accept):
             with m.Switch(req.op):
                 with m.Case(InsnOp.TLBWR):
-                    m.d.comb += done.eq(1)
-                    # in_stlb and in_mtlb exclude each other; an MTLB-only TLB has no STLB
-                    # branch at all (no constant-false case in the Verilog)
+                    # its set is read: written in WR with the E bits read with its rows
                     if W:
-                        with m.If(c.index.in_stlb):
-                            m.d.comb += [c.sw.we.eq(Const(1, W) << c.index.way),
-                                         c.sw.addr.eq(c.index.set)]
-                    with m.If(c.index.in_mtlb):
-                        with m.If(c.entry.ps_listed):
-                            m.d.comb += [c.mw.en.eq(1), c.mw.addr.eq(c.index.entry)]
-                        with m.Else():
-                            m.d.comb += c.illegal.eq(1)
+                        m.d.comb += c.rd_set.eq(c.index.set)
+                    m.next = "WR"
                 with m.Case(InsnOp.TLBFILL):
                     # its set is read: its E bits come out of ``set_e`` in FILL
                     if W:
@@ -647,6 +649,23 @@ class InstructionUnit(wiring.Component):
                 with m.Case(InsnOp.INVTLB):
                     self._invtlb(m, c)
 
+    def _write(self, m, c) -> None:
+        """TLBWR: the entry to the Index (D2, D18), its set's rows and E bits out (read at
+        the accept)."""
+        W = self.geom.stlb_ways
+        m.d.comb += c.done.eq(1)
+        # in_stlb and in_mtlb exclude each other; an MTLB-only TLB has no STLB branch at all
+        # (no constant-false case in the Verilog)
+        if W:
+            with m.If(c.index.in_stlb):
+                c.write_stlb_way(c.cur_set, Const(1, W) << c.index.way)
+        with m.If(c.index.in_mtlb):
+            with m.If(c.entry.ps_listed):
+                m.d.comb += [c.mw.en.eq(1), c.mw.addr.eq(c.index.entry)]
+            with m.Else():
+                m.d.comb += c.illegal.eq(1)
+        m.next = "IDLE"
+
     def _invtlb(self, m, c) -> None:
         req, done = c.req, c.done
         with m.If(req.inv_op > 6):
@@ -676,8 +695,8 @@ class InstructionUnit(wiring.Component):
         v = self.victim
         with m.Elif(c.entry.to_stlb):
             if g.has_stlb:
-                m.d.comb += [c.sw.we.eq(Const(1, g.stlb_ways) << v.stlb_slot),
-                             c.sw.addr.eq(c.cur_set), v.stlb_step.eq(v.stlb_full),
+                c.write_stlb_way(c.cur_set, Const(1, g.stlb_ways) << v.stlb_slot)
+                m.d.comb += [v.stlb_step.eq(v.stlb_full),
                              c.slot.eq(Cat(c.cur_set[:g.set_bits], v.stlb_slot))]
         with m.Else():
             m.d.comb += [c.mw.en.eq(1), c.mw.addr.eq(v.mtlb_slot), v.mtlb_step.eq(v.mtlb_full),
@@ -704,7 +723,7 @@ class InstructionUnit(wiring.Component):
         new = c.entry.entry
         if self.geom.has_stlb:
             m.d.comb += c.sweep.active.eq(fsm.ongoing("SWEEP"))       # by the state alone
-            m.d.comb += [c.sw.e.eq(c.entry.e), c.sw.data.tag.eq(new.tag),
+            m.d.comb += [c.sw.data.tag.eq(new.tag),
                          c.sw.data.lo0.eq(new.lo0), c.sw.data.lo1.eq(new.lo1)]
         m.d.comb += [c.mw.entry.eq(new), c.mw.mask.eq(c.entry.compare), c.mw.e.eq(c.entry.e)]
 

@@ -14,8 +14,7 @@ from .csrfile import exception_signature, regs_signature
 from .layouts import Access, Exc, half_layout, tag_layout
 from .match import Match
 from .pagesize import PageSize
-from .storage import (mtlb_read_signature, mtlb_regs_signature, stlb_e_signature,
-                      stlb_read_signature)
+from .storage import mtlb_read_signature, mtlb_regs_signature, stlb_read_signature
 from .util import delayed, onehot_mux, priority
 
 __all__ = ["LookupSignature", "LookupPort"]
@@ -56,14 +55,13 @@ class LookupPort(wiring.Component):
     """One translation port: ``lookup_latency`` cycles (1 to 3) from a request to its
     response, a new request every cycle.
 
-    - s0, the request's cycle: the STLB reads the set the VA selects (D1).
+    - s0, the request's cycle: the STLB reads the set the VA selects (D1), rows and E bits.
     - s1: both banks' tags matched (the STLB's rows, the MTLB's registers); with latency 1
       also the hit entry selected (the STLB before the MTLB: the lower Index, D7), checked
       (D11, D12) and answered.
-    - latency 3: a register after the compare (both banks' hit vectors, the STLB's rows;
-      the STLB's tags are compared alone, its set's E bits read at the registered set and
-      registered); s2 gates the STLB's hits with them, takes each bank's lowest hit, reads
-      the MTLB's halves and selects the entry.
+    - latency 3: a register after the compare (both banks' hit vectors, the STLB's rows
+      and E bits; the STLB's tags are compared alone); s2 gates the STLB's hits with the E
+      bits, takes each bank's lowest hit, reads the MTLB's halves and selects the entry.
     - latency 2 and 3: a register before the checks; the last stage checks and answers.
 
     Members
@@ -72,7 +70,7 @@ class LookupPort(wiring.Component):
         The port of :class:`~rtl.unit.TLBUnit`.
     csr : In(regs_signature)
         CRMD.PLV, ASID.ASID, MISC.DWPL, STLBPS.
-    stlb, stlb_e, stlb_care : the STLB's row and E reads, its compare bits (with an STLB)
+    stlb, stlb_care : the STLB's set read (rows and E bits), its compare bits (with an STLB)
     mtlb_regs, mtlb : the MTLB's registers and a data read
     exc : Out(exception_signature)
         The exception to take effect (D13), in the response's cycle.
@@ -93,9 +91,7 @@ class LookupPort(wiring.Component):
             "multi": Out(1),
         }
         if geom.has_stlb:
-            members.update(stlb=Out(stlb_read_signature(geom)),
-                           stlb_e=Out(stlb_e_signature(geom)),
-                           stlb_care=In(geom.vppn_bits))
+            members.update(stlb=Out(stlb_read_signature(geom)), stlb_care=In(geom.vppn_bits))
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -143,14 +139,13 @@ class LookupPort(wiring.Component):
         if W:
             sets = m.submodules.s0_set = PageSize(g, set=True)
             m.d.comb += [sets.ps.eq(csr.STLBPS.PS), sets.vpn.eq(self.port.va[13:g.valen]),
-                         self.stlb.addr.eq(sets.set),
-                         self.stlb_e.addr.eq(delayed(m, sets.set, "s1_set"))]
+                         self.stlb.addr.eq(sets.set)]
             rows = [self.stlb.rows[w] for w in range(W)]
             s = m.submodules.s1_stlb = Match(g, W)
             for w in range(W):
                 m.d.comb += [s.tags[w].eq(rows[w].tag), s.cares[w].eq(self.stlb_care)]
             # latency 3: the tags alone, the E bits gate the hits a cycle later
-            e = -1 if g.lookup_latency == 3 else self.stlb_e.e
+            e = -1 if g.lookup_latency == 3 else self.stlb.e
             m.d.comb += [s.e.eq(e), s.key_vpn.eq(vpn), s.key_asid.eq(asid)]
         mm = m.submodules.s1_mtlb = Match(g, M)
         for i in range(M):
@@ -179,8 +174,8 @@ class LookupPort(wiring.Component):
             _onehot, m_first, m_hit_any, m_multi = priority(m, stage(mm.hits, "s2_mtlb_hits"),
                                                             "s2_mtlb_first")
             if s is not None:
-                # the set's E bits, read at its registered number in s1, registered
-                valid = stage(s.hits, "s2_stlb_hits") & stage(self.stlb_e.e, "s2_stlb_e")
+                # the set's E bits, read with its rows, registered
+                valid = stage(s.hits, "s2_stlb_hits") & stage(self.stlb.e, "s2_stlb_e")
                 s_onehot, _first, s_hit, s_multi = priority(m, valid, "s2_stlb_first")
                 after_tags = [stage(v, f"s2_stlb_row{w}") for w, v in enumerate(after_tags)]
         if s is not None:

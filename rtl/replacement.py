@@ -30,8 +30,8 @@ class Replacement(wiring.Component):
     """Where a TLBFILL goes, in the STLB set it selects and in the MTLB: the lowest slot
     with E = 0 (D9), else the policy's victim (D10): one 16-bit Galois LFSR for the TLB
     (``lfsr``), or one round-robin pointer per bank. The slots are valid 1 cycle after the
-    E bits they are found in: the STLB set's come registered (the instruction unit's E
-    read) and the search ends at the slot; the MTLB's E bits are registers, and the slot
+    E bits they are found in: the STLB set's come registered (the instruction unit's
+    ``set_e``) and the search ends at the slot; the MTLB's E bits are registers, and the slot
     found in them is registered.
 
     Members

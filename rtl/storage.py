@@ -17,9 +17,9 @@ from .layouts import (mask_groups, mtlb_data_layout, mtlb_entry_layout, stlb_ent
                       tag_layout)
 from .match import care_of
 from .pagesize import PageSize
-from .util import decoder
+from .util import decoder, delayed
 
-__all__ = ["STLB", "MTLB", "stlb_read_signature", "stlb_e_signature", "stlb_write_signature",
+__all__ = ["STLB", "MTLB", "stlb_read_signature", "stlb_write_signature",
            "mtlb_read_signature", "mtlb_tag_read_signature", "mtlb_regs_signature",
            "mtlb_write_signature"]
 
@@ -31,25 +31,23 @@ def _set_width(geom: Geometry) -> int:
 # Signatures as the reader or writer sees them (the bank takes them flipped).
 
 def stlb_read_signature(geom: Geometry) -> wiring.Signature:
-    """Read one set's rows: ``rows`` (every way's entry at ``addr``) a cycle after ``addr``."""
+    """Read one set: ``rows`` (every way's entry at ``addr``) and ``e`` (its E bits, one per
+    way) a cycle after ``addr``."""
     return wiring.Signature({
         "addr": Out(_set_width(geom)),
         "rows": In(data.ArrayLayout(stlb_entry_layout(geom), max(1, geom.stlb_ways))),
+        "e": In(max(1, geom.stlb_ways)),
     })
 
 
-def stlb_e_signature(geom: Geometry) -> wiring.Signature:
-    """Read one set's E bits (one per way), combinationally."""
-    return wiring.Signature({"addr": Out(_set_width(geom)), "e": In(max(1, geom.stlb_ways))})
-
-
 def stlb_write_signature(geom: Geometry) -> wiring.Signature:
-    """Write the ways ``we`` of set ``addr`` with ``data`` and E = ``e``; clear the E bits of
-    the ways ``clear`` of set ``addr``; clear every E bit (``clear_all``). At the edge."""
+    """Write the ways ``we`` of set ``addr`` with ``data``; set the E bits of set ``addr`` to
+    ``e`` (``e_we``: all of them, one per way, as the writer found them in its read of the
+    set and changed them); clear every E bit (``clear_all``). At the edge."""
     ways = max(1, geom.stlb_ways)
     return wiring.Signature({
         "we": Out(ways), "addr": Out(_set_width(geom)), "data": Out(stlb_entry_layout(geom)),
-        "e": Out(1), "clear": Out(ways), "clear_all": Out(1),
+        "e": Out(ways), "e_we": Out(1), "clear_all": Out(1),
     })
 
 
@@ -80,21 +78,21 @@ def mtlb_write_signature(geom: Geometry) -> wiring.Signature:
 class STLB(wiring.Component):
     """The STLB: one :class:`~amaranth.lib.memory.Memory` per way, ``sets`` rows deep, one
     entry (tag and both halves, no E) per row, so that a write is one write to one memory
-    with no read-modify-write and reading a set is reading every way at one address. The E
-    bits live in registers beside the memories, one ``sets``-bit vector per way, so that
-    INVTLB op 0/1 and TLBFLUSH clear them in one cycle and TLBFILL finds a free way without
-    reading memory. Every reader of them gives a registered address and registers what it
-    reads where its clock rate matters, so that the select over every set runs from register
-    to register. No row read is transparent to a write: the unit never reads a set in the
-    cycle it is written (an instruction writes at the end of its ``done`` cycle, in which
-    nothing else is accepted, and lookups do not overlap instructions).
+    with no read-modify-write and reading a set is reading every way at one address; and
+    one more memory, ``sets`` words of one E bit per way, read with the rows (every read
+    gives a set's rows and its E bits together) and written a set's word at a time (the
+    writer read the set before and gives every way's E bit). INVTLB op 0/1 clears every E
+    bit in one cycle by marking every set ``stale`` (a set's E bits read 0 until its word
+    is written again); ``occupied`` holds per set whether its E bits are not all 0. So the
+    E bits take memory, not a flip-flop each, and no reader selects among all the sets but
+    the one-bit ``stale``. No read is transparent to a write: the unit never reads a set in
+    the cycle it is written (an instruction writes at the end of its ``done`` cycle, in
+    which nothing else is accepted, and lookups do not overlap instructions).
 
     Members
     -------
     read : In(stlb_read_signature).array(n)
-        Row reads: 1 cycle.
-    e_read : In(stlb_e_signature).array(k)
-        E-bit reads: 0 cycles.
+        Set reads (rows and E bits): 1 cycle.
     write : In(stlb_write_signature)
         At the clock edge.
     stlbps : In(6)
@@ -102,24 +100,25 @@ class STLB(wiring.Component):
         after STLBPS (every compare comes a cycle after its request or later).
     occupied : Out(sets)
         The sets that hold a valid entry.
-    e_bits : Out(ways * sets)
-        Every E bit, way-major (Index order).
+    e_bits : Out(ways * sets), with ``observe=True``
+        Every E bit, way-major (Index order), for a checker.
     contents : Out(every row, way-major), with ``contents=True``
         Every row at once, for a formal checker (a read port per row).
     """
 
-    LATENCY = {"read": 1, "e_read": 0, "care": 1, "write": 1}
+    LATENCY = {"read": 1, "care": 1, "write": 1}
 
-    def __init__(self, geom: Geometry, reads: int, e_reads: int, contents: bool = False):
+    def __init__(self, geom: Geometry, reads: int, observe: bool = False,
+                 contents: bool = False):
         self.geom = geom
         W, S = geom.stlb_ways, geom.stlb_sets
         members = {
             "read": In(stlb_read_signature(geom)).array(reads),
-            "e_read": In(stlb_e_signature(geom)).array(e_reads),
             "write": In(stlb_write_signature(geom)),
-            "stlbps": In(6), "care": Out(geom.vppn_bits),
-            "occupied": Out(S), "e_bits": Out(W * S),
+            "stlbps": In(6), "care": Out(geom.vppn_bits), "occupied": Out(S),
         }
+        if observe or contents:
+            members["e_bits"] = Out(W * S)
         if contents:
             members["contents"] = Out(data.ArrayLayout(stlb_entry_layout(geom), W * S))
         super().__init__(members)
@@ -128,20 +127,46 @@ class STLB(wiring.Component):
         g = self.geom
         W, S = g.stlb_ways, g.stlb_sets
         m = Module()
-        e_way = [Signal(S, name=f"e_way{w}") for w in range(W)]
-        m.d.comb += self.e_bits.eq(Cat(*e_way))
+        wr = self.write
         mems, wports = [], []
         for w in range(W):
             mem = m.submodules[f"way{w}"] = memory.Memory(shape=stlb_entry_layout(g), depth=S,
                                                           init=[])
             mems.append(mem)
             wports.append(mem.write_port())
+            m.d.comb += [wports[w].addr.eq(wr.addr), wports[w].data.eq(wr.data),
+                         wports[w].en.eq(wr.we[w])]
+        e_mem = m.submodules.e = memory.Memory(shape=W, depth=S, init=[])
+        e_wport = e_mem.write_port()
+        m.d.comb += [e_wport.addr.eq(wr.addr), e_wport.data.eq(wr.e), e_wport.en.eq(wr.e_we)]
+        # a set is stale from the reset or an INVTLB op 0/1 to the next write of its E bits
+        stale = Signal(S, init=(1 << S) - 1, name="stale")
+        occupied = Signal(S, name="occupied_sets")
+        m.d.comb += self.occupied.eq(occupied)
+        with m.If(wr.clear_all):
+            m.d.sync += [stale.eq((1 << S) - 1), occupied.eq(0)]
+        with m.Elif(wr.e_we):
+            m.d.sync += [stale.bit_select(wr.addr, 1).eq(0),
+                         occupied.bit_select(wr.addr, 1).eq(wr.e.any())]
+
         for rd in self.read:
             for w in range(W):
                 rp = mems[w].read_port()
                 m.d.comb += [rp.addr.eq(rd.addr), rd.rows[w].eq(rp.data)]
-        for rd in self.e_read:
-            m.d.comb += rd.e.eq(Cat(e_way[w].bit_select(rd.addr, 1) for w in range(W)))
+            e_rp = e_mem.read_port()
+            m.d.comb += e_rp.addr.eq(rd.addr)
+            # the set's stale bit at the registered address, beside the word read at it (no
+            # write lands at the edge that reads its set: the bit is the one of the read)
+            read_set = delayed(m, rd.addr, "read_set")
+            m.d.comb += rd.e.eq(Mux(stale.bit_select(read_set, 1), 0, e_rp.data))
+        if "e_bits" in self.signature.members:
+            bits = [[None] * S for _ in range(W)]
+            for s in range(S):
+                rp = e_mem.read_port(domain="comb")
+                m.d.comb += rp.addr.eq(s)
+                for w in range(W):
+                    bits[w][s] = rp.data[w] & ~stale[s]
+            m.d.comb += self.e_bits.eq(Cat(*(b for way in bits for b in way)))
         if "contents" in self.signature.members:
             for w in range(W):
                 for s in range(S):
@@ -150,21 +175,6 @@ class STLB(wiring.Component):
         sizes = m.submodules.sizes = PageSize(g, compare=True)
         m.d.comb += sizes.ps.eq(self.stlbps)
         m.d.sync += self.care.eq(care_of(g, sizes.compare))
-        occupied = e_way[0]
-        for e in e_way[1:]:
-            occupied = occupied | e
-        m.d.comb += self.occupied.eq(occupied)
-
-        wr = self.write
-        for w in range(W):
-            m.d.comb += [wports[w].addr.eq(wr.addr), wports[w].data.eq(wr.data),
-                         wports[w].en.eq(wr.we[w])]
-            # one E bit at a time, addressed: a case on the set in the Verilog, which
-            # simulates as a branch where a 256-bit one-hot mask costs a pass over it
-            with m.If(wr.clear_all):
-                m.d.sync += e_way[w].eq(0)
-            with m.Elif(wr.we[w] | wr.clear[w]):
-                m.d.sync += e_way[w].bit_select(wr.addr, 1).eq(wr.we[w] & wr.e)
         return m
 
 
@@ -197,8 +207,9 @@ class MTLB(wiring.Component):
         At the clock edge.
     regs : In(mtlb_regs_signature)
         Every entry's tag, the VPPN bits it compares, its E bit: registers.
-    contents : Out(every entry), with ``contents=True``
-        Every entry at once, for a formal checker (a read port per entry).
+    contents, tag_copies : Out(every entry; every tag in the copy), with ``contents=True``
+        Every entry at once, and every tag as the copy TLBRD reads holds it, for a formal
+        checker (a read port per entry).
     """
 
     LATENCY = {"read": 0, "tag_read": 0, "write": 1}
@@ -214,6 +225,7 @@ class MTLB(wiring.Component):
         if contents:
             members["contents"] = Out(data.ArrayLayout(mtlb_entry_layout(geom),
                                                        geom.mtlb_entries))
+            members["tag_copies"] = Out(data.ArrayLayout(tag_layout(geom), geom.mtlb_entries))
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -231,6 +243,10 @@ class MTLB(wiring.Component):
         tag_mem = m.submodules.tag_copy = memory.Memory(shape=tag_layout(g), depth=M, init=[])
         tag_wport, tag_rp = tag_mem.write_port(), tag_mem.read_port(domain="comb")
         m.d.comb += [tag_rp.addr.eq(self.tag_read.addr), self.tag_read.tag.eq(tag_rp.data)]
+        if "tag_copies" in self.signature.members:
+            for i in range(M):
+                rp = tag_mem.read_port(domain="comb")
+                m.d.comb += [rp.addr.eq(i), self.tag_copies[i].eq(rp.data)]
         m.d.comb += self.regs.e.eq(e)
         if "contents" in self.signature.members:
             for i in range(M):

@@ -14,7 +14,7 @@ from loongtlb.sw_model.geometry import Geometry
 from .csrfile import CSRFile
 from .insn import (EntryRead, EntrySource, IndexDecode, InstructionMatch, InstructionUnit,
                    SearchResult, Sweep)
-from .layouts import InsnOp, mtlb_entry_layout
+from .layouts import InsnOp, mtlb_entry_layout, tag_layout
 from .lookup import LookupPort, LookupSignature
 from .pagesize import PageSize
 from .replacement import Replacement
@@ -36,8 +36,10 @@ class ObservationSignature(wiring.Signature):
     STLB slot's ``ps`` is 0: the STLB has none), ``cares``, the VPPN bits each MTLB entry
     compares, ``policy``, the replacement's state (:class:`~rtl.replacement.Replacement`),
     ``lookup_multi``, per port, a lookup in its response's cycle that matched several
-    entries (what raises the sticky flag, D7), and ``insn_busy``, an instruction part-way
-    (accepted, not past its ``done`` cycle).
+    entries (what raises the sticky flag, D7), ``insn_busy``, an instruction part-way
+    (accepted, not past its ``done`` cycle), ``stlb_occupied``, the STLB sets the unit
+    holds as having a valid entry (what INVTLB op 2-4 visits), and ``mtlb_tag_copies``,
+    the MTLB's tags as the copy TLBRD reads holds them.
     """
 
     def __init__(self, geom: Geometry, contents: bool = False):
@@ -49,7 +51,9 @@ class ObservationSignature(wiring.Signature):
             members.update(
                 entries=Out(data.ArrayLayout(mtlb_entry_layout(geom), geom.total_entries)),
                 cares=Out(data.ArrayLayout(geom.vppn_bits, geom.mtlb_entries)),
-                policy=Out(32), lookup_multi=Out(geom.lookup_ports), insn_busy=Out(1))
+                policy=Out(32), lookup_multi=Out(geom.lookup_ports), insn_busy=Out(1),
+                stlb_occupied=Out(max(1, geom.stlb_sets)),
+                mtlb_tag_copies=Out(data.ArrayLayout(tag_layout(geom), geom.mtlb_entries)))
         super().__init__(members)
 
 
@@ -118,7 +122,8 @@ class TLBUnit(wiring.Component):
         repl = m.submodules.replacement = Replacement(g, state=self.contents)
         iu = m.submodules.insn = InstructionUnit(g)
         if g.has_stlb:
-            stlb = m.submodules.stlb = STLB(g, reads=n + 1, e_reads=n + 1,
+            stlb = m.submodules.stlb = STLB(g, reads=n + 1,
+                                            observe="obs" in self.signature.members,
                                             contents=self.contents)
 
         def wires(name):
@@ -143,7 +148,6 @@ class TLBUnit(wiring.Component):
             wiring.connect(wires(f"lookup{p}_mtlb"), lp.mtlb, mtlb.read[p])
             if g.has_stlb:
                 wiring.connect(wires(f"lookup{p}_stlb"), lp.stlb, stlb.read[p])
-                wiring.connect(wires(f"lookup{p}_stlb_e"), lp.stlb_e, stlb.e_read[p])
         wiring.connect(wires("csr_regs"), csr.regs, iu.csr, *(lp.csr for lp in ports))
         wiring.connect(wires("mtlb"), mtlb.regs, iu.mtlb_regs, *(lp.mtlb_regs for lp in ports))
         if g.has_stlb:
@@ -167,7 +171,6 @@ class TLBUnit(wiring.Component):
         wires("mtlb_fill").d.comb += repl.mtlb_e.eq(mtlb.regs.e)
         if g.has_stlb:
             wiring.connect(wires("insn_stlb"), iu.stlb, stlb.read[n])
-            wiring.connect(wires("insn_stlb_e"), iu.stlb_e, stlb.e_read[n])
             wiring.connect(wires("insn_stlb_write"), iu.stlb_write, stlb.write)
             wires("stlb_fill").d.comb += [repl.stlb_e.eq(iu.set_e),     # TLBFILL's set
                                           iu.stlb_occupied.eq(stlb.occupied)]
@@ -200,6 +203,9 @@ class TLBUnit(wiring.Component):
                          obs.entries[i].lo1.eq(row.lo1)]
         for i in range(g.mtlb_entries):
             w.d.comb += [obs.entries[g.stlb_entries + i].eq(mtlb.contents[i]),
-                         obs.cares[i].eq(mtlb.regs.cares[i])]
+                         obs.cares[i].eq(mtlb.regs.cares[i]),
+                         obs.mtlb_tag_copies[i].eq(mtlb.tag_copies[i])]
         w.d.comb += [obs.policy.eq(repl.state), obs.insn_busy.eq(iu.busy),
                      obs.lookup_multi.eq(Cat(lp.multi for lp in ports))]
+        if stlb is not None:
+            w.d.comb += obs.stlb_occupied.eq(stlb.occupied)

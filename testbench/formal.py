@@ -225,6 +225,15 @@ class Harness(wiring.Component):
         if self.invariants:
             # for induction: the instruction unit is part-way exactly when the driver is
             m.d.comb += Assert(dut.obs.insn_busy == d.busy)
+            # the STLB's occupied sets are those holding an E bit (INVTLB op 2-4 visits them)
+            W, S = g.stlb_ways, g.stlb_sets
+            for s in range(S if W else 0):
+                held = Cat((dut.obs.e_bits >> (w * S + s))[0] for w in range(W)).any()
+                m.d.comb += Assert(dut.obs.stlb_occupied[s] == held)
+            # the copy of the MTLB's tags that TLBRD reads is the tags the match compares
+            for i in range(g.mtlb_entries):
+                m.d.comb += Assert(dut.obs.mtlb_tag_copies[i].as_value() ==
+                                   dut.obs.entries[g.stlb_entries + i].tag.as_value())
         budget = Signal.like(d.count, name="budget")
         table = budgets(g)
         with m.Switch(d.cur_op):

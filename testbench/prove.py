@@ -78,10 +78,12 @@ def check_tools() -> dict[str, str]:
 
 
 def _sby_file(mode: str, depth: int) -> str:
+    # ``proc -norom``: no constant case (a decoder, a table) becomes a ROM, whose contents
+    # the solver would take as state, arbitrary in the induction step
     return "\n".join([
         "[options]", f"mode {mode}", f"depth {depth}", "multiclock off", "",
         "[engines]", "smtbmc yices", "",
-        "[script]", "read_rtlil top.il", "prep -top top", "",
+        "[script]", "read_rtlil top.il", "proc -norom", "prep -top top", "",
         "[files]", "top.il", ""])
 
 

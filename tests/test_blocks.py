@@ -205,37 +205,64 @@ def test_csr_file_against_the_model(name):
 
 
 def test_stlb_writes_reads_and_clears():
-    """The STLB block alone: a written row reads back a cycle later on every read port, its
-    E bit set as written; a clear, a cleared way; clear_all, everything."""
+    """The STLB block alone: a written row reads back a cycle later on every read port with
+    its set's E bits as last written; ``e_bits`` and ``occupied`` follow; clear_all clears
+    every E bit, and a set written after it shows its new E bits while every other set's
+    read 0 still (their words in memory are stale)."""
     g = GEOMS["tiny"]
-    dut = STLB(g, reads=2, e_reads=1)
+    W, S = g.stlb_ways, g.stlb_sets
+    dut = STLB(g, reads=2, observe=True)
     rng = random.Random(5)
 
-    async def bench(ctx):
+    def e_bits(e_of):
+        return sum(((e_of.get(s, 0) >> w) & 1) << (w * S + s) for s in range(S) for w in range(W))
+
+    async def write(ctx, set_, we, e, data=None):
         wr = dut.write
-        written = {}
-        for _ in range(20):
-            set_, way = rng.randrange(g.stlb_sets), rng.randrange(g.stlb_ways)
-            vppn = rng.getrandbits(g.vppn_bits)
-            ctx.set(wr.addr, set_)
-            ctx.set(wr.we, 1 << way)
-            ctx.set(wr.e, 1)
-            ctx.set(wr.data, {"tag": {"vppn": vppn}})
-            await ctx.tick()
-            ctx.set(wr.we, 0)
-            written[(set_, way)] = vppn
+        ctx.set(wr.addr, set_)
+        ctx.set(wr.we, we)
+        ctx.set(wr.e, e)
+        ctx.set(wr.e_we, 1)
+        if data is not None:
+            ctx.set(wr.data, data)
+        await ctx.tick()
+        ctx.set(wr.we, 0)
+        ctx.set(wr.e_we, 0)
+
+    async def check(ctx, written, e_of):
         for (set_, way), vppn in written.items():
             for rd in dut.read:
                 ctx.set(rd.addr, set_)
-            ctx.set(dut.e_read[0].addr, set_)
             await ctx.tick()
             for rd in dut.read:
                 assert ctx.get(rd.rows[way].tag.vppn) == vppn
-            assert ctx.get(dut.e_read[0].e) >> way & 1
-        ctx.set(wr.clear_all, 1)
+                assert ctx.get(rd.e) == e_of.get(set_, 0)
+        assert ctx.get(dut.e_bits) == e_bits(e_of)
+        assert ctx.get(dut.occupied) == sum(1 << s for s, e in e_of.items() if e)
+
+    async def bench(ctx):
+        written, e_of = {}, {}
+        for _ in range(20):
+            set_, way = rng.randrange(S), rng.randrange(W)
+            vppn = rng.getrandbits(g.vppn_bits)
+            e_of[set_] = e_of.get(set_, 0) | 1 << way
+            await write(ctx, set_, 1 << way, e_of[set_], {"tag": {"vppn": vppn}})
+            written[(set_, way)] = vppn
+        await check(ctx, written, e_of)
+        # a set's E bits cleared in some ways (rows kept), another's all
+        set_a, set_b = sorted(e_of)[:2]
+        e_of[set_a] &= ~1 & ((1 << W) - 1)
+        await write(ctx, set_a, 0, e_of[set_a])
+        e_of[set_b] = 0
+        await write(ctx, set_b, 0, 0)
+        await check(ctx, written, e_of)
+        ctx.set(dut.write.clear_all, 1)
         await ctx.tick()
-        ctx.set(wr.clear_all, 0)
+        ctx.set(dut.write.clear_all, 0)
         assert ctx.get(dut.e_bits) == 0 and ctx.get(dut.occupied) == 0
+        e_of = {set_a: 0b10}
+        await write(ctx, set_a, 0, 0b10)
+        await check(ctx, written, e_of)
 
     simulate(dut, bench)
 

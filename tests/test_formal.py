@@ -80,7 +80,7 @@ def test_covers_are_reachable(capsys):
 def test_counterexample_replays_in_cosim(tmp_path):
     geom = load_geometry(FORMAL)
     cls = _bug("match ignores ASID")
-    outcome = prove(geom, "written_hit", "prove", 6, tmp_path, unit_class=cls)
+    outcome = prove(geom, "written_hit", "prove", 7, tmp_path, unit_class=cls)
     assert outcome.status == "FAIL" and "replays in cosim" in outcome.detail
     assert outcome.vcd.read_text().startswith("$")
     ops = load_trace(outcome.trace, geom)
