@@ -6,7 +6,7 @@ model: pure data). Entry layouts are the RTL's own.
 
 from __future__ import annotations
 
-from amaranth import unsigned
+from amaranth import Mux, unsigned
 from amaranth.lib import data, enum
 
 from loongtlb.sw_model.csr import csr_fields
@@ -92,3 +92,16 @@ def mask_groups(geom: Geometry) -> list[tuple[int, int]]:
     """
     bounds = sorted({min(p - 12, geom.vppn_bits) for p in geom.page_shifts})
     return list(zip(bounds, bounds[1:], strict=False))
+
+
+
+def e_bit_position(geom: Geometry, index):
+    """:meth:`Geometry.e_bit_position` for an ``index`` that may be a Value (a formal
+    checker's slot): where that slot's E bit is in the observation port's ``e_bits``."""
+    if isinstance(index, int):
+        return geom.e_bit_position(index)
+    S, pitch = geom.stlb_sets, geom.e_bits_pitch
+    if not geom.stlb_ways:
+        return index
+    return Mux(index < geom.stlb_entries, (index % S) * pitch + index // S,
+               geom.e_bits_width - geom.total_entries + index)

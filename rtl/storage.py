@@ -7,14 +7,14 @@ puts out, with the compare bits (``care``) the bank keeps beside them.
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from loongtlb.sw_model.geometry import Geometry
 
-from .layouts import (mask_groups, mtlb_data_layout, mtlb_entry_layout, stlb_entry_layout,
-                      tag_layout)
+from .layouts import (mask_groups, mtlb_data_layout, mtlb_entry_layout,
+                      stlb_entry_layout, tag_layout)
 from .match import care_of
 from .pagesize import PageSize
 from .util import decoder, delayed
@@ -100,8 +100,9 @@ class STLB(wiring.Component):
         after STLBPS (every compare comes a cycle after its request or later).
     occupied : Out(sets)
         The sets that hold a valid entry.
-    e_bits : Out(ways * sets), with ``observe=True``
-        Every E bit, way-major (Index order), for a checker.
+    e_bits : Out(sets * ``geom.e_bits_pitch``), with ``observe=True``
+        Every E bit, for a checker: set by set, each set's word padded to whole bytes
+        (``Geometry.e_bit_position``).
     contents : Out(every row, way-major), with ``contents=True``
         Every row at once, for a formal checker (a read port per row).
     """
@@ -118,7 +119,7 @@ class STLB(wiring.Component):
             "stlbps": In(6), "care": Out(geom.vppn_bits), "occupied": Out(S),
         }
         if observe or contents:
-            members["e_bits"] = Out(W * S)
+            members["e_bits"] = Out(S * geom.e_bits_pitch)
         if contents:
             members["contents"] = Out(data.ArrayLayout(stlb_entry_layout(geom), W * S))
         super().__init__(members)
@@ -160,13 +161,15 @@ class STLB(wiring.Component):
             read_set = delayed(m, rd.addr, "read_set")
             m.d.comb += rd.e.eq(Mux(stale.bit_select(read_set, 1), 0, e_rp.data))
         if "e_bits" in self.signature.members:
-            bits = [[None] * S for _ in range(W)]
+            # in a module of its own: a simulator evaluates it when the E bits change only
+            observe = m.submodules.observe = Module()
+            pad = g.e_bits_pitch - W
+            words = []
             for s in range(S):
                 rp = e_mem.read_port(domain="comb")
-                m.d.comb += rp.addr.eq(s)
-                for w in range(W):
-                    bits[w][s] = rp.data[w] & ~stale[s]
-            m.d.comb += self.e_bits.eq(Cat(*(b for way in bits for b in way)))
+                observe.d.comb += rp.addr.eq(s)
+                words += [Mux(stale[s], 0, rp.data), Const(0, pad)]
+            observe.d.comb += self.e_bits.eq(Cat(*words))
         if "contents" in self.signature.members:
             for w in range(W):
                 for s in range(S):

@@ -29,8 +29,9 @@ BLOCKS = (PageSize, CSRFile, STLB, MTLB, Replacement, LookupPort, EntrySource, I
 
 class ObservationSignature(wiring.Signature):
     """What a checker observes of the unit's state, beside its ports: ``e_bits``, every
-    slot's E bit in Index order (way-major STLB, then the MTLB); ``csr``, what csrrd reads of
-    every CSR. For simulation and formal checks; synthesis leaves it out.
+    slot's E bit (the STLB's set by set, then the MTLB's: where each is,
+    ``Geometry.e_bit_position``); ``csr``, what csrrd reads of every CSR. For
+    simulation and formal checks; synthesis leaves it out.
 
     With ``contents``, for formal checks: ``entries``, every slot's entry in Index order (an
     STLB slot's ``ps`` is 0: the STLB has none), ``cares``, the VPPN bits each MTLB entry
@@ -44,7 +45,7 @@ class ObservationSignature(wiring.Signature):
 
     def __init__(self, geom: Geometry, contents: bool = False):
         members = {
-            "e_bits": Out(geom.total_entries),
+            "e_bits": Out(geom.e_bits_width),
             "csr": Out(wiring.Signature({name: Out(geom.grlen) for name in CSR_NAMES})),
         }
         if contents:

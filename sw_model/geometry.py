@@ -79,6 +79,26 @@ class Geometry:
         return self.stlb_entries + self.mtlb_entries
 
     @property
+    def e_bits_pitch(self) -> int:
+        """Bits per STLB set where the RTL's checkers observe every E bit (``e_bits`` of its
+        observation port): the set's ways', padded to whole bytes."""
+        return 8 * -(-self.stlb_ways // 8)
+
+    @property
+    def e_bits_width(self) -> int:
+        """The width of that observation: the STLB's sets, then the MTLB's entries."""
+        return self.stlb_sets * self.e_bits_pitch + self.mtlb_entries if self.stlb_ways \
+            else self.mtlb_entries
+
+    def e_bit_position(self, index: int) -> int:
+        """Where the E bit of the slot at ``index`` is in that observation: the STLB's set by
+        set, as the RTL keeps them (way ``w`` of set ``s`` at ``s * e_bits_pitch + w``), then
+        the MTLB's in Index order."""
+        if index < self.stlb_entries:
+            return (index % self.stlb_sets) * self.e_bits_pitch + index // self.stlb_sets
+        return self.e_bits_width - self.total_entries + index
+
+    @property
     def set_bits(self) -> int:
         """log2 of the STLB sets (0 without an STLB)."""
         return max(self.stlb_sets, 1).bit_length() - 1

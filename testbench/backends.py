@@ -96,6 +96,27 @@ class Backend:
         """Finish (write a waveform, stop a simulator)."""
 
 
+#: per bit b of a byte, the translation of every byte value to b"0" or b"1"
+_BIT_CHARS = [bytes(48 + (v >> b & 1) for v in range(256)) for b in range(8)]
+
+
+def e_bits_in_index_order(geom: Geometry, observed: int) -> int:
+    """The slots' E bits in Index order (bit i for Index i) from the RTL's observation of
+    them (``Geometry.e_bit_position``: the STLB's set by set, each set's word padded to whole
+    bytes, then the MTLB's): one pass over the sets' bytes per way."""
+    S, W = geom.stlb_sets, geom.stlb_ways
+    if not W:
+        return observed
+    step = geom.e_bits_pitch // 8
+    stlb_bits = S * geom.e_bits_pitch
+    data = (observed & ((1 << stlb_bits) - 1)).to_bytes(S * step, "little")
+    bits = observed >> stlb_bits << geom.stlb_entries
+    for w in range(W):
+        column = data[w // 8::step].translate(_BIT_CHARS[w % 8])     # set 0 first
+        bits |= int(column[::-1], 2) << (w * S)
+    return bits
+
+
 def translate_result(exc: str, pa: int, mat: int, multi_hit) -> dict:
     """A translation's result dict from what an RTL backend read off its ports."""
     result = {"exc": exc}

@@ -457,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the clock nextpnr aims for (default 100)")
     p.add_argument("--seed", type=int, default=1, help="placer seed")
     p.add_argument("--router", choices=("router1", "router2"), default="router1",
-                   help="nextpnr's router (router2 routes congested designs: la464)")
+                   help="nextpnr's router (default router1, which routes every preset)")
     p.add_argument("--density", type=float, metavar="D",
                    help="the placer's highest placement density, 0.3 to 1.0 (nextpnr's "
                    "default 0.9; lower spreads the logic, for routability)")

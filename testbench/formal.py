@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In
 
 from loongtlb.rtl.csrfile import CSRFile
 from loongtlb.rtl.insn import InstructionUnit
-from loongtlb.rtl.layouts import Access, Exc, InsnOp, csr_layout, half_layout
+from loongtlb.rtl.layouts import Access, Exc, InsnOp, csr_layout, e_bit_position, half_layout
 from loongtlb.rtl.unit import TLBUnit
 from loongtlb.rtl.util import delayed
 from loongtlb.sw_model.csr import CSR, CSR_NAMES, EXC_CODES
@@ -228,7 +228,8 @@ class Harness(wiring.Component):
             # the STLB's occupied sets are those holding an E bit (INVTLB op 2-4 visits them)
             W, S = g.stlb_ways, g.stlb_sets
             for s in range(S if W else 0):
-                held = Cat((dut.obs.e_bits >> (w * S + s))[0] for w in range(W)).any()
+                held = Cat(dut.obs.e_bits[g.e_bit_position(w * S + s)]
+                           for w in range(W)).any()
                 m.d.comb += Assert(dut.obs.stlb_occupied[s] == held)
             # the copy of the MTLB's tags that TLBRD reads is the tags the match compares
             for i in range(g.mtlb_entries):
@@ -562,8 +563,8 @@ class Spec:
         W, S, M = g.stlb_ways, g.stlb_sets, g.mtlb_entries
         set_ = self.set_of(Cat(Const(0, 13), new.vppn), stlbps)
         # the E bits of the place: the set's ways, or the MTLB
-        stlb_e = [(e_bits >> (w * S + set_))[0] for w in range(W)]
-        mtlb_e = [e_bits[W * S + i] for i in range(M)]
+        stlb_e = [e_bits.word_select(set_, g.e_bits_pitch)[w] for w in range(W)]
+        mtlb_e = [e_bits[g.e_bit_position(g.stlb_entries + i)] for i in range(M)]
         out = SimpleNamespace(legal=new.listed, full=Signal(name="fill_full"),
                               slot=Signal(g.index_bits, name="fill_slot"))
         fill_done = d.done & (d.cur_op == InsnOp.TLBFILL) & new.listed
@@ -668,7 +669,7 @@ class SlotMirror:
         if isinstance(self.slot, int) and self.slot >= g.total_entries:
             return
         in_range = Value.cast(self.slot < g.total_entries)
-        e = (obs.e_bits >> self.slot)[0]
+        e = (obs.e_bits >> e_bit_position(g, self.slot))[0]
         entry = pick([obs.entries[i].as_value() for i in range(g.total_entries)], self.slot)
         entry = data.View(obs.entries.shape().elem_shape, entry)
         same = all_of([entry.tag.vppn == self.vppn, entry.tag.asid == self.asid,

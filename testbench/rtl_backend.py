@@ -23,7 +23,7 @@ from loongtlb.rtl.unit import TLBUnit
 from loongtlb.sw_model.csr import CSR, CSR_NAMES
 from loongtlb.sw_model.geometry import Geometry
 
-from .backends import Backend, instruction_result, translate_result
+from .backends import Backend, e_bits_in_index_order, instruction_result, translate_result
 from .trace import Op
 
 #: an instruction that has not finished after this many cycles is a hang
@@ -118,7 +118,7 @@ class _Session:
             # port (each ctx.set re-evaluates the design; csrrd exercises the port itself)
             return {name: ctx.get(getattr(unit.obs.csr, name)) for name in CSR_NAMES}
         if kind == "valid":
-            return {"bits": ctx.get(unit.obs.e_bits)}
+            return {"bits": e_bits_in_index_order(unit.geom, ctx.get(unit.obs.e_bits))}
         if kind == "csrwr":
             self._drive(ctx, unit, {"csr_addr": CSR[a["csr"]], "csr_wdata": a["value"],
                                     "csr_we": 1})

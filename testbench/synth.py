@@ -257,7 +257,8 @@ def _critical_path(report: dict) -> dict:
             "logic_ns": sum(s["delay"] for s in logic), "routing_ns": routing}
 
 
-#: nextpnr's routers; router2 routes a congested design (la464) where router1 does not
+#: nextpnr's routers: router1 (the default; it routes every preset), router2 (for a
+#: congested design of your own; on la464 it stalls with wires overused)
 ROUTERS = ("router1", "router2")
 
 

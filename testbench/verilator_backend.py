@@ -39,7 +39,7 @@ from loongtlb.sw_model.csr import ACCESSES, CSR, CSR_NAMES, EXC_NAMES
 from loongtlb.sw_model.errors import InputError, show_value
 from loongtlb.sw_model.geometry import NAME_PATTERN, Geometry
 
-from .backends import Backend, instruction_result, translate_result
+from .backends import Backend, e_bits_in_index_order, instruction_result, translate_result
 from .replay import ReplayResult, where
 from .trace import (_BOOL_KEYS, EXPECT_KEYS, MAX_CPUS, OPS, OUTPUT_CSRS, Op, check_expect,
                     parse_line)
@@ -165,8 +165,8 @@ def _geometry_header(geom: Geometry) -> str:
     per_port("get_lookup(Vsimtop* t, uint32_t port, uint64_t* exc, uint64_t* pa, "
              "uint64_t* mat)", lambda v: f"*exc = {v('exc')}; *pa = {v('pa')}; "
              f"*mat = {v('mat')};")
-    n_words = (geom.total_entries + 31) // 32
-    if geom.total_entries <= 64:
+    n_words = (geom.e_bits_width + 31) // 32
+    if geom.e_bits_width <= 64:
         valid = "out.push_back((uint64_t)t->e_bits);"
     else:
         valid = (f"for (int i = 0; i < {n_words}; i += 2) {{ uint64_t w = t->e_bits[i]; "
@@ -359,7 +359,8 @@ class VerilatorBackend(Backend):
             self._tick(self.geom.lookup_latency + 1 + landing * (_exception_ticks() - 1))
             return translate_result(EXC_NAMES[exc], pa, mat, multi)
         if kind == "valid":
-            return {"bits": sum(w << (64 * i) for i, w in enumerate(answers[0]))}
+            return {"bits": e_bits_in_index_order(
+                self.geom, sum(w << (64 * i) for i, w in enumerate(answers[0])))}
         if kind == "snapshot":
             return dict(zip(CSR_NAMES, answers[0], strict=True))
         cycles, illegal, slot, multi = answers[0]

@@ -17,12 +17,12 @@ from loongtlb.sw_model.geometry import Geometry
 
 class SimTop(wiring.Component):
     """The TLB unit with its observation port as two flat outputs: ``e_bits`` (every slot's
-    E bit in Index order) and ``csr_all`` (every CSR, in CSR_NAMES order)."""
+    E bit, as the port has them) and ``csr_all`` (every CSR, in CSR_NAMES order)."""
 
     def __init__(self, geom: Geometry):
         self.unit = TLBUnit(geom, observe=True)
         members = {k: v for k, v in self.unit.signature.members.items() if k != "obs"}
-        members["e_bits"] = Out(geom.total_entries)
+        members["e_bits"] = Out(geom.e_bits_width)
         members["csr_all"] = Out(geom.grlen * len(CSR_NAMES))
         super().__init__(members)
 

@@ -3,6 +3,7 @@ choice against the model's victim, the MTLB with the match against the model's m
 page-size tables against the geometry's arithmetic, the CSR file against the model's CSRs.
 The whole unit is checked in cosim elsewhere; these name the block a difference is in."""
 
+import dataclasses
 import random
 
 import pytest
@@ -21,6 +22,7 @@ from loongtlb.rtl.storage import MTLB, STLB
 from loongtlb.rtl.unit import BLOCKS
 from loongtlb.sw_model.csr import CSR, CSR_NAMES
 from loongtlb.sw_model.tlb import Entry, ReferenceTLB
+from loongtlb.testbench.backends import e_bits_in_index_order
 
 
 def simulate(design, bench):
@@ -214,8 +216,8 @@ def test_stlb_writes_reads_and_clears():
     dut = STLB(g, reads=2, observe=True)
     rng = random.Random(5)
 
-    def e_bits(e_of):
-        return sum(((e_of.get(s, 0) >> w) & 1) << (w * S + s) for s in range(S) for w in range(W))
+    def e_bits(e_of):        # set by set, a set's word padded to whole bytes
+        return sum(e << (s * g.e_bits_pitch) for s, e in e_of.items())
 
     async def write(ctx, set_, we, e, data=None):
         wr = dut.write
@@ -275,3 +277,18 @@ def test_lookup_port_latency_comes_from_the_geometry():
         g = GEOMS[name]
         text = rtlil.convert(LookupPort(g))
         assert {s for s in ("s1", "s2", "s3") if f"\\{s}_valid" in text} == stages
+
+
+@pytest.mark.parametrize("ways, sets, mtlb", [(2, 4, 4), (3, 2, 5), (8, 256, 64), (9, 4, 2),
+                                              (0, 1, 32)])
+def test_observed_e_bits_back_in_index_order(ways, sets, mtlb):
+    """The RTL observes the STLB's E bits set by set (Geometry.e_bit_position); the backends
+    turn them back into Index order, each slot's bit to its Index."""
+    g = dataclasses.replace(GEOMS["tiny"], stlb_ways=ways, stlb_sets=sets, mtlb_entries=mtlb)
+    positions = [g.e_bit_position(i) for i in range(g.total_entries)]
+    assert len(set(positions)) == g.total_entries and max(positions) < g.e_bits_width
+    rng = random.Random(ways * 1000 + sets)
+    for _ in range(20):
+        index_order = rng.getrandbits(g.total_entries)
+        observed = sum((index_order >> i & 1) << p for i, p in enumerate(positions))
+        assert e_bits_in_index_order(g, observed) == index_order
