@@ -18,8 +18,7 @@ from .match import Match
 from .pagesize import PageSize
 from .replacement import victim_signature
 from .storage import (mtlb_read_signature, mtlb_regs_signature, mtlb_tag_read_signature,
-                      mtlb_write_signature,
-                      stlb_read_signature, stlb_write_signature)
+                      mtlb_write_signature, stlb_read_signature, stlb_write_signature)
 from .util import bit_at, delayed, lowest_one_wide, onehot_index, priority
 
 __all__ = ["InsnSignature", "InstructionUnit", "IndexDecode", "index_signature"]
@@ -237,8 +236,8 @@ class InstructionMatch(wiring.Component):
 class EntryRead(wiring.Component):
     """TLBRD's readout (D8, D18): the entry at TLBIDX.Index, from the STLB row read a cycle
     before (the set of the Index) and that set's E bits (read with the rows a cycle before
-    that, registered) or from the MTLB, whether it holds one, and what TLBRD writes of it (G into
-    both TLBELO words). Combinational: 0 cycles.
+    that, registered) or from the MTLB, whether it holds one, and what TLBRD writes of it
+    (G into both TLBELO words). Combinational: 0 cycles.
 
     Members
     -------
