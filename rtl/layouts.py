@@ -100,8 +100,7 @@ def e_bit_position(geom: Geometry, index):
     checker's slot): where that slot's E bit is in the observation port's ``e_bits``."""
     if isinstance(index, int):
         return geom.e_bit_position(index)
-    S, pitch = geom.stlb_sets, geom.e_bits_pitch
     if not geom.stlb_ways:
         return index
-    return Mux(index < geom.stlb_entries, (index % S) * pitch + index // S,
-               geom.e_bits_width - geom.total_entries + index)
+    return Mux(index < geom.stlb_entries, geom.stlb_e_bit_position(index),
+               geom.mtlb_e_bits_offset + index)

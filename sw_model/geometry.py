@@ -92,11 +92,20 @@ class Geometry:
 
     def e_bit_position(self, index: int) -> int:
         """Where the E bit of the slot at ``index`` is in that observation: the STLB's set by
-        set, as the RTL keeps them (way ``w`` of set ``s`` at ``s * e_bits_pitch + w``), then
-        the MTLB's in Index order."""
+        set, as the RTL keeps them, then the MTLB's in Index order."""
         if index < self.stlb_entries:
-            return (index % self.stlb_sets) * self.e_bits_pitch + index // self.stlb_sets
-        return self.e_bits_width - self.total_entries + index
+            return self.stlb_e_bit_position(index)
+        return self.mtlb_e_bits_offset + index
+
+    def stlb_e_bit_position(self, index):
+        """:meth:`e_bit_position` of an STLB slot: way ``w`` of set ``s`` at ``s *
+        e_bits_pitch + w`` (arithmetic only, for an int or an RTL expression alike)."""
+        return (index % self.stlb_sets) * self.e_bits_pitch + index // self.stlb_sets
+
+    @property
+    def mtlb_e_bits_offset(self) -> int:
+        """:meth:`e_bit_position` of an MTLB slot is this plus its Index."""
+        return self.e_bits_width - self.total_entries
 
     @property
     def set_bits(self) -> int:
