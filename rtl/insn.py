@@ -486,7 +486,8 @@ class InstructionUnit(wiring.Component):
                 m.d.comb += [c.done.eq(1), c.cw.srch.eq(1)]
                 m.next = "IDLE"
             with m.State("RD_E"):
-                # the set's E bits are read; its rows read again, to be out with them
+                # the set's rows and E bits are out, the E bits registered into ``set_e``;
+                # the set is read again, so that its rows are out with them in RD
                 m.d.comb += c.rd_set.eq(c.cur_set)
                 m.next = "RD"
             with m.State("RD"):
