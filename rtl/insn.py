@@ -19,7 +19,7 @@ from .pagesize import PageSize
 from .replacement import victim_signature
 from .storage import (mtlb_read_signature, mtlb_regs_signature, mtlb_tag_read_signature,
                       mtlb_write_signature, stlb_read_signature, stlb_write_signature)
-from .util import bit_at, delayed, lowest_one_wide, onehot_index, priority
+from .util import bit_at, lowest_one_wide, onehot_index, priority, wires
 
 __all__ = ["InsnSignature", "InstructionUnit", "IndexDecode", "index_signature"]
 
@@ -483,7 +483,7 @@ class InstructionUnit(wiring.Component):
                 m.d.comb += c.search.capture.eq(1)
                 m.next = "SRCH_HIT"
             with m.State("SRCH_HIT"):
-                m.d.comb += [c.done.eq(1), c.cw.srch.eq(1)]
+                m.d.sync += [c.done.eq(1), c.cw.srch.eq(1), self.multi.eq(c.search.multi)]
                 m.next = "IDLE"
             with m.State("RD_E"):
                 # the set's rows and E bits are out, the E bits registered into ``set_e``;
@@ -491,18 +491,18 @@ class InstructionUnit(wiring.Component):
                 m.d.comb += c.rd_set.eq(c.cur_set)
                 m.next = "RD"
             with m.State("RD"):
-                m.d.comb += [c.done.eq(1), c.cw.rd.eq(1)]
+                m.d.sync += [c.done.eq(1), c.cw.rd.eq(1)]
                 m.next = "IDLE"
             with m.State("CLR"):
-                m.d.comb += c.done.eq(1)
+                m.d.sync += c.done.eq(1)
                 if g.has_stlb:
                     c.clear_stlb_set(c.cur_set, [~r.tag.g & (r.tag.asid == c.cur_asid)
                                                  for r in c.rows])
                 m.next = "IDLE"
             with m.State("PAGE"):
-                m.d.comb += c.done.eq(1)
+                m.d.sync += c.done.eq(1)
                 op5 = c.inv_op == 5
-                m.d.comb += c.mw.clear.eq(c.match.mtlb_hits &
+                m.d.sync += c.mw.clear.eq(c.match.mtlb_hits &
                                             ~Mux(op5, Cat(t.g for t in c.tags), 0))
                 if g.has_stlb:
                     c.clear_stlb_set(c.cur_set, [c.match.stlb_hits[w] & ~(op5 & r.tag.g)
@@ -522,38 +522,44 @@ class InstructionUnit(wiring.Component):
         c = SimpleNamespace(req=self.insn, cur_asid=self.csr.ASID.ASID,
                             stlbps=self.csr.STLBPS.PS,
                             tags=[self.mtlb_regs.tags[i] for i in range(M)])
-        # what the states decide (done, illegal, slot), registered on the way out
-        c.done, c.illegal = Signal(name="decided"), Signal(name="decided_illegal")
-        c.slot = Signal(g.index_bits, name="decided_slot")
-        m.d.sync += [self.insn.done.eq(c.done), self.insn.illegal.eq(c.illegal),
-                     self.insn.slot.eq(c.slot)]
-        # INVTLB's op, latched when an instruction is accepted (the match key too)
+        # what the states decide (done, illegal, slot) they assign in ``sync``: registered on
+        # the way out, and 0 in a cycle that decides nothing
+        c.done, c.illegal, c.slot = self.insn.done, self.insn.illegal, self.insn.slot
+        m.d.sync += [c.done.eq(0), c.illegal.eq(0), c.slot.eq(0)]
+        # INVTLB's op, latched when an instruction is accepted (the match key too). Not ready
+        # in the done cycle of the last instruction (its effects land at its end). The
+        # accept is an expression, not a signal of this module that its own statements read
+        # (a simulator would evaluate them all again once it had changed).
         c.inv_op = Signal(5, name="inv_op_r")
-        c.accept = Signal(name="accept")
-        m.d.comb += c.accept.eq(c.req.valid & c.req.ready)
+        ready = ~self.insn.done & ~self.stall
+        m.d.comb += c.req.ready.eq(ready)
+        c.accept = c.req.valid & ready
         with m.If(c.accept):
             m.d.sync += c.inv_op.eq(c.req.inv_op)
+        # the blocks' inputs are connected in modules of their own (``wires``), so that
+        # the states' statements are not evaluated again when only a block's input changed
         c.entry = m.submodules.entry = EntrySource(g)
-        wiring.connect(m, wiring.flipped(self.csr), c.entry.csr)
+        wiring.connect(wires(m, "entry"), wiring.flipped(self.csr), c.entry.csr)
         ix = m.submodules.index = IndexDecode(g)
         c.index = ix.decoded
-        m.d.comb += [ix.index.eq(self.csr.TLBIDX.Index), self.mtlb.addr.eq(c.index.entry),
-                     self.mtlb_tag.addr.eq(c.index.entry)]
+        wires(m, "index").d.comb += [ix.index.eq(self.csr.TLBIDX.Index),
+                                     self.mtlb.addr.eq(c.index.entry),
+                                     self.mtlb_tag.addr.eq(c.index.entry)]
         self._matches(m, c)
         # what an instruction changes goes to the banks a cycle after it is decided: one
         # STLB set per cycle, written (TLBWR, TLBFILL) or cleared in some ways, with all its
         # E bits (those read with its rows, changed); one MTLB entry written, any cleared
-        c.mw = _registered(m, self.mtlb_write, "mtlb_write")
+        c.mw = _registered(m, self.mtlb_write)
         if W:
-            c.sw = _registered(m, self.stlb_write, "stlb_write")
+            c.sw = _registered(m, self.stlb_write)
 
         def clear_stlb_set(set_, cond_per_way):
-            m.d.comb += [c.sw.addr.eq(set_), c.sw.e_we.eq(1),
+            m.d.sync += [c.sw.addr.eq(set_), c.sw.e_we.eq(1),
                          c.sw.e.eq(c.row_e & ~Cat(cond_per_way))]
 
         def write_stlb_way(set_, we):
             """Write the new entry to the ways ``we`` (one) of ``set_``, whose rows are out."""
-            m.d.comb += [c.sw.we.eq(we), c.sw.addr.eq(set_), c.sw.e_we.eq(1),
+            m.d.sync += [c.sw.we.eq(we), c.sw.addr.eq(set_), c.sw.e_we.eq(1),
                          c.sw.e.eq((c.row_e & ~we) | Mux(c.entry.e, we, 0))]
         c.clear_stlb_set, c.write_stlb_way = clear_stlb_set, write_stlb_way
         self._results(m, c)
@@ -562,53 +568,55 @@ class InstructionUnit(wiring.Component):
     def _results(self, m, c) -> None:
         """TLBSRCH's and TLBRD's results, written to the CSRs in their last state."""
         g = self.geom
-        c.cw = cw = _registered(m, self.csr_write, "csr_write")
+        c.cw = cw = _registered(m, self.csr_write)
+        m.d.sync += self.multi.eq(0)
         c.search = sr = m.submodules.search = SearchResult(g)
-        wiring.connect(m, sr.result, wiring.flipped(cw.srch_result))
-        m.d.comb += sr.mtlb_hits.eq(c.match.mtlb_hits)
-        m.d.sync += self.multi.eq(sr.multi & cw.srch)
+        _register(m, cw.srch_result, sr.result)
         rd = m.submodules.read = EntryRead(g)
-        wiring.connect(m, wiring.flipped(self.mtlb_regs), c.match.mtlb_regs)
-        wiring.connect(m, c.index, rd.index)
-        wiring.connect(m, rd.result, wiring.flipped(cw.rd_result))
-        m.d.comb += [rd.mtlb_data.eq(self.mtlb.data), rd.mtlb_tag.eq(self.mtlb_tag.tag),
+        _register(m, cw.rd_result, rd.result)
+        w = wires(m, "search")
+        w.d.comb += sr.mtlb_hits.eq(c.match.mtlb_hits)
+        if g.has_stlb:
+            w.d.comb += [sr.stlb_hits.eq(c.match.stlb_hits), sr.set.eq(c.cur_set),
+                         sr.stlb_e.eq(c.set_e)]
+        w = wires(m, "read")
+        wiring.connect(w, c.index, rd.index)
+        w.d.comb += [rd.mtlb_data.eq(self.mtlb.data), rd.mtlb_tag.eq(self.mtlb_tag.tag),
                      rd.mtlb_e.eq(self.mtlb_regs.e)]
         if g.has_stlb:
-            m.d.comb += [sr.stlb_hits.eq(c.match.stlb_hits), sr.set.eq(c.cur_set),
-                         sr.stlb_e.eq(c.set_e), rd.stlbps.eq(c.stlbps),
-                         rd.stlb_e.eq(c.set_e)]
-            m.d.comb += [rd.stlb_rows[w].eq(c.rows[w]) for w in range(g.stlb_ways)]
+            w.d.comb += [rd.stlbps.eq(c.stlbps), rd.stlb_e.eq(c.set_e)]
+            w.d.comb += [rd.stlb_rows[i].eq(c.rows[i]) for i in range(g.stlb_ways)]
 
     def _matches(self, m, c) -> None:
         """The instruction match, the sets it reads, the sets the instructions select."""
         g = self.geom
         W = g.stlb_ways
         c.match = mt = m.submodules.match = InstructionMatch(g)
-        m.d.comb += [mt.accept.eq(c.accept), mt.op.eq(c.req.op), mt.va.eq(c.req.va),
+        w = wires(m, "match")
+        w.d.comb += [mt.accept.eq(c.accept), mt.op.eq(c.req.op), mt.va.eq(c.req.va),
                      mt.asid.eq(c.req.asid), mt.src_vppn.eq(c.entry.entry.tag.vppn),
                      mt.cur_asid.eq(c.cur_asid), mt.stlbps.eq(c.stlbps), mt.inv_op.eq(c.inv_op)]
-        c.rd_set = Signal(max(1, g.set_bits), name="rd_set")      # set read in this cycle
-        c.cur_set = Signal(max(1, g.set_bits), name="cur_set")    # set whose rows are out
+        wiring.connect(w, wiring.flipped(self.mtlb_regs), mt.mtlb_regs)
+        # the set read in this cycle (the STLB's read address), the set whose rows are out
+        c.rd_set = self.stlb.addr if W else Signal(1, name="rd_set")
+        c.cur_set = Signal(max(1, g.set_bits), name="cur_set")
         m.d.sync += c.cur_set.eq(c.rd_set)
         if W:
-            c.rows = [self.stlb.rows[w] for w in range(W)]
+            c.rows = [self.stlb.rows[i] for i in range(W)]
             # the E bits of the set whose rows are out (``row_e``, read with them), and the
             # same registered: out a cycle after the rows (``set_e``)
-            c.row_e = self.stlb.e
-            c.set_e = delayed(m, c.row_e, "set_e")
-            m.d.comb += [self.set_e.eq(c.set_e), self.stlb.addr.eq(c.rd_set),
-                         mt.stlb_care.eq(self.stlb_care)]
-            m.d.comb += [mt.stlb_tags[w].eq(c.rows[w].tag) for w in range(W)]
+            c.row_e, c.set_e = self.stlb.e, self.set_e
+            m.d.sync += c.set_e.eq(c.row_e)
+            w.d.comb += mt.stlb_care.eq(self.stlb_care)
+            w.d.comb += [mt.stlb_tags[i].eq(c.rows[i].tag) for i in range(W)]
             c.key_set_src, c.key_set_va = mt.src_set, mt.inv_set
             c.sweep = m.submodules.sweep = Sweep(g)
-            m.d.comb += c.sweep.occupied.eq(self.stlb_occupied)
+            wires(m, "sweep").d.comb += c.sweep.occupied.eq(self.stlb_occupied)
 
     def _idle(self, m, c) -> None:
         """Accept an instruction; the one-cycle ones finish here."""
         W = self.geom.stlb_ways
         req, done = c.req, c.done
-        # not in the done cycle of the last instruction (its effects land at its end)
-        m.d.comb += req.ready.eq(~self.insn.done & ~self.stall)
         with m.If(c.accept):
             with m.Switch(req.op):
                 with m.Case(InsnOp.TLBWR):
@@ -622,23 +630,23 @@ class InstructionUnit(wiring.Component):
                         m.d.comb += c.rd_set.eq(c.key_set_src)
                     m.next = "FILL_VICTIM"
                 with m.Case(InsnOp.ERTN):
-                    m.d.comb += [done.eq(1), c.cw.ertn.eq(1)]
+                    m.d.sync += [done.eq(1), c.cw.ertn.eq(1)]
                 with m.Case(InsnOp.TLBFLUSH):
-                    m.d.comb += done.eq(1)
+                    m.d.sync += done.eq(1)
                     if W:
                         with m.If(c.index.in_stlb):
                             c.clear_stlb_set(c.index.set, [Const(1)] * W)
                     with m.If(c.index.in_mtlb):
-                        m.d.comb += c.mw.clear.eq(-1)
+                        m.d.sync += c.mw.clear.eq(-1)
                 with m.Case(InsnOp.TLBCLR):
                     if W:
                         with m.If(c.index.in_stlb):
                             m.d.comb += c.rd_set.eq(c.index.set)
                             m.next = "CLR"
                     with m.If(~c.index.in_stlb):
-                        m.d.comb += done.eq(1)
+                        m.d.sync += done.eq(1)
                     with m.If(c.index.in_mtlb):
-                        m.d.comb += c.mw.clear.eq(c.match.clr_mtlb)
+                        m.d.sync += c.mw.clear.eq(c.match.clr_mtlb)
                 with m.Case(InsnOp.TLBSRCH):
                     if W:
                         m.d.comb += c.rd_set.eq(c.key_set_src)
@@ -653,7 +661,7 @@ class InstructionUnit(wiring.Component):
         """TLBWR: the entry to the Index (D2, D18), its set's rows and E bits out (read at
         the accept)."""
         W = self.geom.stlb_ways
-        m.d.comb += c.done.eq(1)
+        m.d.sync += c.done.eq(1)
         # in_stlb and in_mtlb exclude each other; an MTLB-only TLB has no STLB branch at all
         # (no constant-false case in the Verilog)
         if W:
@@ -661,23 +669,23 @@ class InstructionUnit(wiring.Component):
                 c.write_stlb_way(c.cur_set, Const(1, W) << c.index.way)
         with m.If(c.index.in_mtlb):
             with m.If(c.entry.ps_listed):
-                m.d.comb += [c.mw.en.eq(1), c.mw.addr.eq(c.index.entry)]
+                m.d.sync += [c.mw.en.eq(1), c.mw.addr.eq(c.index.entry)]
             with m.Else():
-                m.d.comb += c.illegal.eq(1)
+                m.d.sync += c.illegal.eq(1)
         m.next = "IDLE"
 
     def _invtlb(self, m, c) -> None:
         req, done = c.req, c.done
         with m.If(req.inv_op > 6):
-            m.d.comb += [done.eq(1), c.illegal.eq(1)]
+            m.d.sync += [done.eq(1), c.illegal.eq(1)]
         with m.Elif(req.inv_op >= 5):
             if self.geom.has_stlb:
                 m.d.comb += c.rd_set.eq(c.key_set_va)
             m.next = "PAGE"
         with m.Elif(req.inv_op < 2):
-            m.d.comb += [done.eq(1), c.mw.clear.eq(-1)]
+            m.d.sync += [done.eq(1), c.mw.clear.eq(-1)]
             if self.geom.has_stlb:
-                m.d.comb += c.sw.clear_all.eq(1)
+                m.d.sync += c.sw.clear_all.eq(1)
         with m.Else():
             # the MTLB is cleared in the last SWEEP cycle, from the latched op and ASID; the
             # sweep reads the first occupied set in the first
@@ -688,18 +696,19 @@ class InstructionUnit(wiring.Component):
         cycle before (its set is ``cur_set`` now: read at the accept and again since; D9,
         D10)."""
         g = self.geom
-        m.d.comb += c.done.eq(1)
+        m.d.sync += c.done.eq(1)
         m.d.comb += c.entry.fill.eq(1)
         with m.If(~c.entry.ps_listed):
-            m.d.comb += c.illegal.eq(1)
+            m.d.sync += c.illegal.eq(1)
         v = self.victim
         with m.Elif(c.entry.to_stlb):
             if g.has_stlb:
                 c.write_stlb_way(c.cur_set, Const(1, g.stlb_ways) << v.stlb_slot)
-                m.d.comb += [v.stlb_step.eq(v.stlb_full),
-                             c.slot.eq(Cat(c.cur_set[:g.set_bits], v.stlb_slot))]
+                m.d.comb += v.stlb_step.eq(v.stlb_full)
+                m.d.sync += c.slot.eq(Cat(c.cur_set[:g.set_bits], v.stlb_slot))
         with m.Else():
-            m.d.comb += [c.mw.en.eq(1), c.mw.addr.eq(v.mtlb_slot), v.mtlb_step.eq(v.mtlb_full),
+            m.d.comb += v.mtlb_step.eq(v.mtlb_full)
+            m.d.sync += [c.mw.en.eq(1), c.mw.addr.eq(v.mtlb_slot),
                          c.slot.eq(g.stlb_entries + v.mtlb_slot)]
         m.next = "IDLE"
 
@@ -715,7 +724,7 @@ class InstructionUnit(wiring.Component):
             m.d.comb += c.rd_set.eq(c.sweep.set)
             last = c.sweep.last
         with m.If(last):
-            m.d.comb += [c.done.eq(1), c.mw.clear.eq(c.match.inv_mtlb)]
+            m.d.sync += [c.done.eq(1), c.mw.clear.eq(c.match.inv_mtlb)]
             m.next = "IDLE"
 
     def _apply(self, m, c, fsm) -> None:
@@ -723,21 +732,27 @@ class InstructionUnit(wiring.Component):
         new = c.entry.entry
         if self.geom.has_stlb:
             m.d.comb += c.sweep.active.eq(fsm.ongoing("SWEEP"))       # by the state alone
-            m.d.comb += [c.sw.data.tag.eq(new.tag),
+            m.d.sync += [c.sw.data.tag.eq(new.tag),
                          c.sw.data.lo0.eq(new.lo0), c.sw.data.lo1.eq(new.lo1)]
-        m.d.comb += [c.mw.entry.eq(new), c.mw.mask.eq(c.entry.compare), c.mw.e.eq(c.entry.e)]
+        m.d.sync += [c.mw.entry.eq(new), c.mw.mask.eq(c.entry.compare), c.mw.e.eq(c.entry.e)]
 
 
-def _registered(m, outer, name):
-    """A bundle like ``outer`` (a port the unit drives) for the states to drive, and
-    ``outer`` that bundle a cycle later: an instruction's effects leave the unit from
-    registers."""
-    sig = outer.signature
-    inner = sig.create(path=(name,))
-    for (_p, _m, value), (_q, _n, port) in zip(sig.flatten(inner), sig.flatten(outer),
-                                               strict=True):
-        m.d.sync += port.eq(value)
-    return inner
+def _registered(m, outer):
+    """``outer`` (a port the unit drives), for the states to drive in ``sync``: an
+    instruction's effects leave the unit from registers, 0 in every cycle no state
+    sets them. (Assigned in ``sync`` rather than in ``comb`` ahead of a register, a
+    simulator evaluates what the states decide once per clock edge, not at every change
+    of an input.)"""
+    m.d.sync += [port.eq(0) for _path, _member, port in outer.signature.flatten(outer)]
+    return outer
+
+
+def _register(m, port, value):
+    """``port`` (a bundle the unit drives) takes ``value`` (one of the same signature) at
+    every clock edge."""
+    sig = port.signature
+    m.d.sync += [p.eq(v) for (_p, _m, p), (_q, _n, v) in zip(sig.flatten(port), sig.flatten(value),
+                                                              strict=True)]
 
 
 def _invtlb_cond(opv, g_bit, asid_eq):

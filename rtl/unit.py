@@ -19,6 +19,7 @@ from .lookup import LookupPort, LookupSignature
 from .pagesize import PageSize
 from .replacement import Replacement
 from .storage import MTLB, STLB
+from .util import wires
 
 __all__ = ["TLBUnit", "LookupSignature", "ObservationSignature", "BLOCKS"]
 
@@ -127,14 +128,7 @@ class TLBUnit(wiring.Component):
                                             observe="obs" in self.signature.members,
                                             contents=self.contents)
 
-        def wires(name):
-            """A module of its own for one connection: a simulator evaluates a module's
-            combinational statements again whenever one of its inputs changes, so each
-            connection is evaluated only when its own sources change."""
-            mod = m.submodules[f"wires_{name}"] = Module()
-            return mod
-
-        w = wires("csr_port")
+        w = wires(m, "csr_port")
         for name in ("csr_addr", "csr_we", "csr_wdata"):
             w.d.comb += getattr(csr, name).eq(getattr(self, name))
         w.d.comb += [self.csr_rdata.eq(csr.csr_rdata), self.csr_ready.eq(~csr.busy)]
@@ -144,36 +138,36 @@ class TLBUnit(wiring.Component):
         # priority of their CSR writes (the CSR file sets it now: port 0 wins)
         for p in reversed(range(n)):
             lp = m.submodules[f"lookup{p}"] = ports[p]
-            wiring.connect(wires(f"lookup{p}_port"), wiring.flipped(self.lookup[p]), lp.port)
-            wiring.connect(wires(f"lookup{p}_exc"), lp.exc, csr.exc[p])
-            wiring.connect(wires(f"lookup{p}_mtlb"), lp.mtlb, mtlb.read[p])
+            wiring.connect(wires(m, f"lookup{p}_port"), wiring.flipped(self.lookup[p]), lp.port)
+            wiring.connect(wires(m, f"lookup{p}_exc"), lp.exc, csr.exc[p])
+            wiring.connect(wires(m, f"lookup{p}_mtlb"), lp.mtlb, mtlb.read[p])
             if g.has_stlb:
-                wiring.connect(wires(f"lookup{p}_stlb"), lp.stlb, stlb.read[p])
-        wiring.connect(wires("csr_regs"), csr.regs, iu.csr, *(lp.csr for lp in ports))
-        wiring.connect(wires("mtlb"), mtlb.regs, iu.mtlb_regs, *(lp.mtlb_regs for lp in ports))
+                wiring.connect(wires(m, f"lookup{p}_stlb"), lp.stlb, stlb.read[p])
+        wiring.connect(wires(m, "csr_regs"), csr.regs, iu.csr, *(lp.csr for lp in ports))
+        wiring.connect(wires(m, "mtlb"), mtlb.regs, iu.mtlb_regs, *(lp.mtlb_regs for lp in ports))
         if g.has_stlb:
-            w = wires("stlb_care")
+            w = wires(m, "stlb_care")
             w.d.comb += stlb.stlbps.eq(csr.regs.STLBPS.PS)
             for reader in (iu, *ports):
                 w.d.comb += reader.stlb_care.eq(stlb.care)
 
         # the instruction unit
-        w = wires("insn_port")
+        w = wires(m, "insn_port")
         for name in ("valid", "op", "inv_op", "asid", "va"):
             w.d.comb += getattr(iu.insn, name).eq(getattr(self, f"insn_{name}"))
         for name in ("ready", "done", "illegal", "slot"):
             w.d.comb += getattr(self, f"insn_{name}").eq(getattr(iu.insn, name))
-        wiring.connect(wires("insn_csr"), iu.csr_write, csr.insn)
-        wires("insn_stall").d.comb += iu.stall.eq(csr.busy)
-        wiring.connect(wires("insn_mtlb"), iu.mtlb, mtlb.read[n])
-        wiring.connect(wires("insn_mtlb_tag"), iu.mtlb_tag, mtlb.tag_read)
-        wiring.connect(wires("insn_mtlb_write"), iu.mtlb_write, mtlb.write)
-        wiring.connect(wires("victim"), iu.victim, repl.choice)
-        wires("mtlb_fill").d.comb += repl.mtlb_e.eq(mtlb.regs.e)
+        wiring.connect(wires(m, "insn_csr"), iu.csr_write, csr.insn)
+        wires(m, "insn_stall").d.comb += iu.stall.eq(csr.busy)
+        wiring.connect(wires(m, "insn_mtlb"), iu.mtlb, mtlb.read[n])
+        wiring.connect(wires(m, "insn_mtlb_tag"), iu.mtlb_tag, mtlb.tag_read)
+        wiring.connect(wires(m, "insn_mtlb_write"), iu.mtlb_write, mtlb.write)
+        wiring.connect(wires(m, "victim"), iu.victim, repl.choice)
+        wires(m, "mtlb_fill").d.comb += repl.mtlb_e.eq(mtlb.regs.e)
         if g.has_stlb:
-            wiring.connect(wires("insn_stlb"), iu.stlb, stlb.read[n])
-            wiring.connect(wires("insn_stlb_write"), iu.stlb_write, stlb.write)
-            wires("stlb_fill").d.comb += [repl.stlb_e.eq(iu.set_e),     # TLBFILL's set
+            wiring.connect(wires(m, "insn_stlb"), iu.stlb, stlb.read[n])
+            wiring.connect(wires(m, "insn_stlb_write"), iu.stlb_write, stlb.write)
+            wires(m, "stlb_fill").d.comb += [repl.stlb_e.eq(iu.set_e),     # TLBFILL's set
                                           iu.stlb_occupied.eq(stlb.occupied)]
 
         # D7: the sticky multi-hit flag
@@ -184,7 +178,7 @@ class TLBUnit(wiring.Component):
                 m.d.sync += multi_hit.eq(1)
 
         if "obs" in self.signature.members:
-            self._observe(wires("obs"), csr, stlb if g.has_stlb else None, mtlb, repl, iu,
+            self._observe(wires(m, "obs"), csr, stlb if g.has_stlb else None, mtlb, repl, iu,
                           ports)
         return m
 

@@ -14,6 +14,15 @@ def delayed(m: Module, value: Value, name: str) -> Signal:
     return reg
 
 
+def wires(m: Module, name: str) -> Module:
+    """A module of its own (``m``'s submodule ``wires_{name}``) for one connection: a
+    simulator evaluates a module's combinational statements again whenever one of its inputs
+    changes, so in a module of its own a connection is evaluated only when its own sources
+    change, and the statements beside it only when theirs do."""
+    mod = m.submodules[f"wires_{name}"] = Module()
+    return mod
+
+
 def lowest_one(m: Module, vector: Value, name: str) -> Signal:
     """One-hot of the lowest set bit of ``vector`` (0 when none is set)."""
     # name the operand: an expression used twice is emitted twice
