@@ -1,5 +1,6 @@
 """Cycle budgets of the RTL (issue #3), lookup throughput, waveforms, and a la464 smoke run."""
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -179,6 +180,15 @@ def test_vcd_written(tmp_path, capsys):
                  "--vcd", str(vcd)]) == 0
     text = vcd.read_text()
     assert "$enddefinitions" in text and "insn_done" in text
+    # the testbench drives the clock: with a VCD file, a rise per RTL cycle the replay
+    # counts, each at a time of its own
+    cycles = int(re.search(r"(\d+) RTL cycles", capsys.readouterr().out).group(1))
+    clk = re.search(r"\$var wire 1 (\S+) clk \$end", text).group(1)
+    body = text.split("$enddefinitions", 1)[1].splitlines()
+    rises = [i for i, line in enumerate(body) if line == f"1{clk}"]
+    times = [int(line[1:]) for line in body if line.startswith("#")]
+    assert cycles > 10 and len(rises) == cycles
+    assert times == sorted(set(times)) and len(times) > 2 * cycles
 
 
 def test_rtl_backend_replay(capsys):
