@@ -54,17 +54,19 @@ BUGS = [
         "table = {p: self.vpn[p - 12:p - 12 + g.set_bits] for p in shifts}",
         "table = {p: self.vpn[p - 11:p - 11 + g.set_bits] for p in shifts}"),
     Bug("page mask off by one", "pagesize", "if p - 12 <= lo)", "if p - 11 <= lo)"),
-    Bug("NE not inverted on TLBWR/TLBFILL", "insn",
+    Bug("NE not inverted on TLBWR/TLBFILL", "operands",
         "e = istlbr | ~csr.TLBIDX.NE", "e = istlbr | csr.TLBIDX.NE"),
-    Bug("TLBFILL follows NE under tlbfill_ne ignore", "insn",
+    Bug("TLBFILL follows NE under tlbfill_ne ignore", "operands",
         "if g.tlbfill_ne == \"ignore\":", "if g.tlbfill_ne == \"never\":"),
-    Bug("TLBFILL ignores NE under tlbfill_ne manual", "insn",
+    Bug("TLBFILL ignores NE under tlbfill_ne manual", "operands",
         "if g.tlbfill_ne == \"ignore\":", "if True:"),
-    Bug("refill-context bank switch missing", "insn",
+    Bug("refill-context bank switch missing", "operands",
         "entry.tag.vppn.eq(Mux(istlbr, csr.TLBREHI.VPPN, csr.TLBEHI.VPPN))",
         "entry.tag.vppn.eq(csr.TLBEHI.VPPN)"),
-    Bug("INVTLB op 5 also clears globals", "insn", "op5 = c.inv_op == 5", "op5 = c.inv_op == 7"),
-    Bug("INVTLB op 6 ignores G", "insn", "op5 = c.inv_op == 5", "op5 = c.inv_op >= 5"),
+    Bug("INVTLB op 5 also clears globals", "operands", "Mux(inv_op == 5, g_bits, 0)",
+        "Mux(inv_op == 7, g_bits, 0)"),
+    Bug("INVTLB op 6 ignores G", "operands", "Mux(inv_op == 5, g_bits, 0)",
+        "Mux(inv_op >= 5, g_bits, 0)"),
     Bug("TLBFILL ignores free slots", "replacement",
         "slot_out.eq(Mux(full, policy_choice, free))",
         "slot_out.eq(policy_choice)"),
@@ -74,7 +76,7 @@ BUGS = [
         "priv_ok = plv <= half.plv"),
     Bug("DWPL ignored", "lookup", "dwpl_off = (plv <= 2) & (self.csr.MISC.DWPL >> plv)[0]",
         "dwpl_off = Const(0)"),
-    Bug("TLBRD copies G to one half only", "insn",
+    Bug("TLBRD copies G to one half only", "operands",
         "_elo_from_half(g, res.elo1, entry.lo1, entry.tag.g)",
         "_elo_from_half(g, res.elo1, entry.lo1, 0)"),
     Bug("TLBSRCH leaves NE set on a hit", "csrfile",
@@ -85,14 +87,14 @@ BUGS = [
     Bug("ESTAT.Ecode off by one", "csrfile", "csr[\"ESTAT\"].Ecode.eq(req.exc.as_value() - 1)",
         "csr[\"ESTAT\"].Ecode.eq(req.exc.as_value())"),
     Bug("LFSR with a wrong tap", "replacement", "(lfsr >> 1) ^ 0xB400", "(lfsr >> 1) ^ 0xB408"),
-    Bug("TLBCLR ignores the ASID", "insn", "[~r.tag.g & (r.tag.asid == c.cur_asid)",
-        "[~r.tag.g & (r.tag.asid == r.tag.asid)"),
+    Bug("TLBCLR ignores the ASID", "operands", "Cat(~t.g & (t.asid == self.cur_asid)",
+        "Cat(~t.g & (t.asid == t.asid)"),
 ]
 
 _loaded: dict[str, type] = {}
 #: the rtl modules the unit is built from, each after those it imports
 RTL_MODULES = ("util", "match", "pagesize", "storage", "csrfile", "replacement", "lookup",
-               "insn", "unit")
+               "operands", "insn", "unit")
 
 
 def unit_class(bug: Bug) -> type:

@@ -12,10 +12,10 @@ from loongtlb.sw_model.csr import CSR_NAMES
 from loongtlb.sw_model.geometry import Geometry
 
 from .csrfile import CSRFile
-from .insn import (EntryRead, EntrySource, IndexDecode, InstructionMatch, InstructionUnit,
-                   SearchResult, Sweep)
+from .insn import InstructionUnit, Sweep
 from .layouts import InsnOp, mtlb_entry_layout, tag_layout
 from .lookup import LookupPort, LookupSignature
+from .operands import EntryRead, EntrySource, IndexDecode, InstructionMatch, SearchResult
 from .pagesize import PageSize
 from .replacement import Replacement
 from .storage import MTLB, STLB
@@ -143,12 +143,13 @@ class TLBUnit(wiring.Component):
             wiring.connect(wires(m, f"lookup{p}_mtlb"), lp.mtlb, mtlb.read[p])
             if g.has_stlb:
                 wiring.connect(wires(m, f"lookup{p}_stlb"), lp.stlb, stlb.read[p])
-        wiring.connect(wires(m, "csr_regs"), csr.regs, iu.csr, *(lp.csr for lp in ports))
-        wiring.connect(wires(m, "mtlb"), mtlb.regs, iu.mtlb_regs, *(lp.mtlb_regs for lp in ports))
+        src, mt = self._operands(m, iu, csr, mtlb, stlb if g.has_stlb else None)
+        wiring.connect(wires(m, "csr_regs"), csr.regs, src.csr, *(lp.csr for lp in ports))
+        wiring.connect(wires(m, "mtlb"), mtlb.regs, mt.mtlb_regs, *(lp.mtlb_regs for lp in ports))
         if g.has_stlb:
             w = wires(m, "stlb_care")
             w.d.comb += stlb.stlbps.eq(csr.regs.STLBPS.PS)
-            for reader in (iu, *ports):
+            for reader in (mt, *ports):
                 w.d.comb += reader.stlb_care.eq(stlb.care)
 
         # the instruction unit
@@ -159,8 +160,6 @@ class TLBUnit(wiring.Component):
             w.d.comb += getattr(self, f"insn_{name}").eq(getattr(iu.insn, name))
         wiring.connect(wires(m, "insn_csr"), iu.csr_write, csr.insn)
         wires(m, "insn_stall").d.comb += iu.stall.eq(csr.busy)
-        wiring.connect(wires(m, "insn_mtlb"), iu.mtlb, mtlb.read[n])
-        wiring.connect(wires(m, "insn_mtlb_tag"), iu.mtlb_tag, mtlb.tag_read)
         wiring.connect(wires(m, "insn_mtlb_write"), iu.mtlb_write, mtlb.write)
         wiring.connect(wires(m, "victim"), iu.victim, repl.choice)
         wires(m, "mtlb_fill").d.comb += repl.mtlb_e.eq(mtlb.regs.e)
@@ -181,6 +180,56 @@ class TLBUnit(wiring.Component):
             self._observe(wires(m, "obs"), csr, stlb if g.has_stlb else None, mtlb, repl, iu,
                           ports)
         return m
+
+    def _operands(self, m, iu, csr, mtlb, stlb):
+        """The blocks the instruction unit's states read (:mod:`rtl.operands`), connected to
+        its ``ops``, the banks and the instruction port; the CSRs and the MTLB's registers
+        reach EntrySource and InstructionMatch with the lookup ports' (returned for that)."""
+        g, o, n = self.geom, iu.ops, self.geom.lookup_ports
+        src = m.submodules.insn_entry = EntrySource(g)
+        ix = m.submodules.insn_index = IndexDecode(g)
+        mt = m.submodules.insn_match = InstructionMatch(g)
+        sr = m.submodules.insn_search = SearchResult(g)
+        rd = m.submodules.insn_read = EntryRead(g)
+        wires(m, "insn_entry").d.comb += [
+            o.entry.eq(src.entry), o.e.eq(src.e), o.to_stlb.eq(src.to_stlb),
+            o.compare.eq(src.compare), o.ps_listed.eq(src.ps_listed), src.fill.eq(o.fill)]
+        w = wires(m, "insn_index")
+        w.d.comb += [ix.index.eq(csr.regs.TLBIDX.Index), mtlb.read[n].addr.eq(ix.decoded.entry),
+                     mtlb.tag_read.addr.eq(ix.decoded.entry)]
+        wiring.connect(w, ix.decoded, o.index, rd.index)
+        w = wires(m, "insn_match")
+        w.d.comb += [mt.accept.eq(o.accept), mt.op.eq(self.insn_op), mt.va.eq(self.insn_va),
+                     mt.asid.eq(self.insn_asid), mt.inv_op.eq(self.insn_inv_op),
+                     mt.src_vppn.eq(src.entry.tag.vppn), mt.cur_asid.eq(csr.regs.ASID.ASID)]
+        names = ["clr_mtlb", "inv_mtlb", "page_mtlb"]
+        if stlb is not None:
+            names += ["clr_stlb", "inv_stlb", "page_stlb"]
+            rows = stlb.read[n].rows
+            w.d.comb += [mt.stlb_tags[i].eq(rows[i].tag) for i in range(g.stlb_ways)]
+            # the STLB sets of the VPPN TLBWR/TLBFILL write (TLBFILL's and TLBSRCH's set)
+            # and of INVTLB's VA (op 5/6)
+            for name, vpn in (("src_set", src.entry.tag.vppn),
+                              ("inv_set", self.insn_va[13:g.valen])):
+                sets = m.submodules[f"insn_{name}"] = PageSize(g, set=True)
+                wires(m, f"insn_{name}").d.comb += [
+                    sets.ps.eq(csr.regs.STLBPS.PS), sets.vpn.eq(vpn),
+                    getattr(o, name).eq(sets.set)]
+        wires(m, "insn_match_out").d.comb += [getattr(o, k).eq(getattr(mt, k)) for k in names]
+        ws = wires(m, "insn_search")
+        wiring.connect(ws, sr.result, o.search)
+        ws.d.comb += [sr.capture.eq(o.capture), sr.mtlb_hits.eq(mt.mtlb_hits),
+                      o.multi.eq(sr.multi)]
+        wr = wires(m, "insn_read")
+        wiring.connect(wr, rd.result, o.read)
+        wr.d.comb += [rd.mtlb_data.eq(mtlb.read[n].data), rd.mtlb_tag.eq(mtlb.tag_read.tag),
+                      rd.mtlb_e.eq(mtlb.regs.e)]
+        if stlb is not None:
+            ws.d.comb += [sr.stlb_hits.eq(mt.stlb_hits), sr.set.eq(o.cur_set),
+                          sr.stlb_e.eq(o.set_e)]
+            wr.d.comb += [rd.stlbps.eq(csr.regs.STLBPS.PS), rd.stlb_e.eq(o.set_e),
+                          rd.stlb_rows.eq(rows)]
+        return src, mt
 
     def _observe(self, w, csr, stlb, mtlb, repl, iu, ports):
         """The observation port: E bits and CSRs; with ``contents``, the entries, the MTLB's

@@ -12,7 +12,8 @@ from amaranth.sim import Simulator
 
 from conftest import GEOMS
 from loongtlb.rtl.csrfile import CSRFile
-from loongtlb.rtl.insn import IndexDecode, InstructionUnit
+from loongtlb.rtl.insn import InstructionUnit
+from loongtlb.rtl.operands import IndexDecode
 from loongtlb.rtl.layouts import mask_groups
 from loongtlb.rtl.lookup import LookupPort
 from loongtlb.rtl.match import Match
