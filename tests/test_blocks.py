@@ -8,15 +8,16 @@ import random
 
 import pytest
 from amaranth import Elaboratable, Module
+from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from conftest import GEOMS
 from loongtlb.rtl.csrfile import CSRFile
 from loongtlb.rtl.insn import InstructionUnit
-from loongtlb.rtl.operands import IndexDecode
-from loongtlb.rtl.layouts import mask_groups
+from loongtlb.rtl.layouts import InsnOp, mask_groups
 from loongtlb.rtl.lookup import LookupPort
 from loongtlb.rtl.match import Match
+from loongtlb.rtl.operands import IndexDecode, InstructionMatch
 from loongtlb.rtl.pagesize import PageSize
 from loongtlb.rtl.replacement import Replacement
 from loongtlb.rtl.storage import MTLB, STLB
@@ -129,6 +130,102 @@ def test_mtlb_and_match_against_the_model_match(name):
                     if index >= g.stlb_entries}
             hits = ctx.get(dut.match.hits)
             assert {i for i in range(g.mtlb_entries) if hits >> i & 1} == want
+
+    simulate(dut, bench)
+
+
+class _InsnMatch(Elaboratable):
+    """The MTLB (its writes' compare masks from the page-size table) and the instruction
+    match over its registers; the STLB's rows are the match's inputs."""
+
+    def __init__(self, g):
+        self.mtlb, self.sizes = MTLB(g, reads=1), PageSize(g, compare=True)
+        self.match = InstructionMatch(g)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules += [self.mtlb, self.sizes, self.match]
+        m.d.comb += [self.sizes.ps.eq(self.mtlb.write.entry.ps),
+                     self.mtlb.write.mask.eq(self.sizes.compare)]
+        wiring.connect(m, self.mtlb.regs, self.match.mtlb_regs)
+        return m
+
+
+@pytest.mark.parametrize("name", ["tiny", "odd"])
+def test_instruction_match_clears_against_the_model(name):
+    """What TLBCLR and INVTLB ops 0-7 clear in each bank (InstructionMatch's ``clr_``,
+    ``inv_`` and ``page_`` vectors, gated by E as the states gate them) is what the model
+    clears: random entries in the MTLB and in the STLB set of the VA, random G, ASIDs and
+    operands."""
+    g = GEOMS[name]
+    dut, rng = _InsnMatch(g), random.Random(3)
+    W, M = g.stlb_ways, g.mtlb_entries
+    care = ((1 << g.vppn_bits) - 1) & -(1 << (g.stlb_page_shift - 12))
+
+    def entry(vpn, ps):
+        return Entry(e=rng.random() < 0.8, asid=rng.getrandbits(2), g=rng.random() < 0.3,
+                     vppn=(vpn ^ (rng.getrandbits(3) << (ps - 12))) & ((1 << g.vppn_bits) - 1),
+                     ps=ps)
+
+    def cleared(slots, before):
+        """Of ``slots`` (the model's entries, changed in place), those whose E went to 0."""
+        return [b.e and not a.e for b, a in zip(before, slots)]
+
+    async def bench(ctx):
+        mt = dut.match
+        for _trial in range(30):
+            model = ReferenceTLB(g)
+            va = rng.getrandbits(g.valen) & -(1 << 12)
+            vpn, set_ = va >> 13, g.stlb_set_of(va, g.stlb_page_shift)
+            for i in range(M):
+                model.mtlb[i] = e = entry(vpn, rng.choice(g.page_shifts))
+                for name_, value in (("en", 1), ("addr", i), ("e", e.e), ("entry", {
+                        "tag": {"asid": e.asid, "g": e.g, "vppn": e.vppn}, "ps": e.ps})):
+                    ctx.set(getattr(dut.mtlb.write, name_), value)
+                await ctx.tick()
+            ctx.set(dut.mtlb.write.en, 0)
+            for w in range(W):
+                model.stlb[w][set_] = e = entry(vpn, g.stlb_page_shift)
+                ctx.set(mt.stlb_tags[w], {"asid": e.asid, "g": e.g, "vppn": e.vppn})
+            ctx.set(mt.stlb_care, care)
+            model._changed()
+            slots = [model.stlb[w][set_] for w in range(W)] + model.mtlb    # the clears' order
+            asid, op = rng.getrandbits(2), rng.randrange(8)
+            model.csrwr("ASID", asid)
+            ctx.set(mt.cur_asid, asid)
+            # the key and op latched at the accept
+            for name_, value in (("accept", 1), ("op", InsnOp.INVTLB), ("va", va),
+                                 ("asid", asid), ("inv_op", op)):
+                ctx.set(getattr(mt, name_), value)
+            await ctx.tick()
+            ctx.set(mt.accept, 0)
+            e_bits = [x.e for x in slots]
+            vectors = {"clr": None, "inv": None, "page": None}
+            for kind in vectors:
+                bits = ctx.get(getattr(mt, f"{kind}_mtlb")) << W
+                if W:
+                    bits |= ctx.get(getattr(mt, f"{kind}_stlb"))
+                vectors[kind] = [bool(bits >> i & 1) and e_bits[i] for i in range(W + M)]
+            before = [dataclasses.replace(x) for x in slots]
+            model.invtlb(op, asid, va)
+            want = cleared(slots, before)
+            if op < 5:
+                assert vectors["inv"] == want, (op, want)
+            elif op < 7:
+                assert vectors["page"] == want, (op, want)
+            else:
+                assert not any(want)
+            # TLBCLR of the MTLB, then of the STLB set
+            for x, b in zip(slots, before):
+                x.e = b.e
+            model._changed()
+            for index, part in ((g.stlb_entries, slice(W, None)), (set_, slice(0, W))):
+                if part.start == 0 and not W:
+                    continue
+                model.csrwr("TLBIDX", index)
+                snapshot = [dataclasses.replace(x) for x in slots]
+                model.tlbclr()
+                assert vectors["clr"][part] == cleared(slots, snapshot)[part]
 
     simulate(dut, bench)
 
