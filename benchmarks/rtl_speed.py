@@ -46,6 +46,21 @@ def rate(geom, backend: str, sim: str, ops: int) -> float:
     return ops / elapsed
 
 
+def pipe_round_trip(n: int = 20_000) -> float:
+    """Microseconds per one-byte round trip through a pipe to ``cat`` and back: what bounds
+    the Verilator backends that exchange each op (``verilator rtl`` and ``cosim``) on this
+    machine, whatever the design."""
+    proc = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+    start = time.perf_counter()
+    for _ in range(n):
+        proc.stdin.write(b"x")
+        proc.stdout.read(1)
+    elapsed = time.perf_counter() - start
+    proc.stdin.close()
+    proc.wait()
+    return elapsed / n * 1e6
+
+
 def replay_rate(geom, ops: int, workdir: str, cpus: int = 1) -> tuple[float, int]:
     """End-to-end ops/s of replay (rtl, verilator) of an ``ops``-op trace with expects on
     ``cpus`` CPUs, and the RTL clock cycles the replay reports."""
@@ -106,6 +121,8 @@ def main():
     text = convert(geom)
     export = time.perf_counter() - start
     print(f"la464 export to Verilog: {export:.1f} s ({len(text.splitlines())} lines)")
+    pipe = pipe_round_trip()
+    print(f"a pipe round trip to another process: {pipe:.1f} us")
     if args.markdown:
         Path(args.markdown).write_text(
             "| geometry | model | pysim rtl | pysim cosim | verilator rtl | verilator cosim "
@@ -114,7 +131,9 @@ def main():
             f"Operations per second: {args.ops * 20:,} random ops (model, Verilator), "
             f"{args.ops:,} (pysim), one op per exchange; replay: a {args.replay_ops:,}-op "
             f"trace end to end. la464 exports to Verilog in {export:.1f} s "
-            f"({len(text.splitlines()):,} lines).\n")
+            f"({len(text.splitlines()):,} lines). A pipe round trip to another process took "
+            f"{pipe:.0f} us on this machine, which bounds the Verilator backends that "
+            f"exchange each op.\n")
 
 
 if __name__ == "__main__":
