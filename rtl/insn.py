@@ -204,7 +204,7 @@ class InstructionUnit(wiring.Component):
         g = self.geom
         W = g.stlb_ways
         o = self.ops
-        c = SimpleNamespace(req=self.insn, ops=o, entry=o, index=o.index)
+        c = SimpleNamespace(req=self.insn, ops=o, index=o.index)
         # what the states decide (done, illegal, slot) they assign in ``sync``: registered on
         # the way out, and 0 in a cycle that decides nothing
         c.done, c.illegal, c.slot = self.insn.done, self.insn.illegal, self.insn.slot
@@ -302,7 +302,7 @@ class InstructionUnit(wiring.Component):
             with m.If(c.index.in_stlb):
                 c.write_stlb_way(c.cur_set, Const(1, W) << c.index.way)
         with m.If(c.index.in_mtlb):
-            with m.If(c.entry.ps_listed):
+            with m.If(c.ops.ps_listed):
                 m.d.sync += [c.mw.en.eq(1), c.mw.addr.eq(c.index.entry)]
             with m.Else():
                 m.d.sync += c.illegal.eq(1)
@@ -332,10 +332,10 @@ class InstructionUnit(wiring.Component):
         g = self.geom
         m.d.sync += c.done.eq(1)
         m.d.comb += c.ops.fill.eq(1)
-        with m.If(~c.entry.ps_listed):
+        with m.If(~c.ops.ps_listed):
             m.d.sync += c.illegal.eq(1)
         v = self.victim
-        with m.Elif(c.entry.to_stlb):
+        with m.Elif(c.ops.to_stlb):
             if g.has_stlb:
                 c.write_stlb_way(c.cur_set, Const(1, g.stlb_ways) << v.stlb_slot)
                 m.d.comb += v.stlb_step.eq(v.stlb_full)
@@ -361,12 +361,12 @@ class InstructionUnit(wiring.Component):
 
     def _apply(self, m, c, fsm) -> None:
         """The entry TLBWR and TLBFILL write, to whichever bank is written."""
-        new = c.entry.entry
+        new = c.ops.entry
         if self.geom.has_stlb:
             m.d.comb += c.sweep.active.eq(fsm.ongoing("SWEEP"))       # by the state alone
             m.d.sync += [c.sw.data.tag.eq(new.tag),
                          c.sw.data.lo0.eq(new.lo0), c.sw.data.lo1.eq(new.lo1)]
-        m.d.sync += [c.mw.entry.eq(new), c.mw.mask.eq(c.entry.compare), c.mw.e.eq(c.entry.e)]
+        m.d.sync += [c.mw.entry.eq(new), c.mw.mask.eq(c.ops.compare), c.mw.e.eq(c.ops.e)]
 
 
 def _registered(m, outer):
