@@ -1,7 +1,10 @@
 """Each RTL block against the matching piece of the reference model: the replacement's
 choice against the model's victim, the MTLB with the match against the model's match, the
-page-size tables against the geometry's arithmetic, the CSR file against the model's CSRs.
-The whole unit is checked in cosim elsewhere; these name the block a difference is in."""
+page-size tables against the geometry's arithmetic, the CSR file against the model's CSRs,
+the instruction unit's operand blocks against the model's instructions (the entry TLBWR and
+TLBFILL write, TLBRD's readout, TLBSRCH's result, what the clears clear) and INVTLB's sweep
+against the sets it must visit. The whole unit is checked in cosim elsewhere; these name the
+block a difference is in."""
 
 import dataclasses
 import random
@@ -13,16 +16,17 @@ from amaranth.sim import Simulator
 
 from conftest import GEOMS
 from loongtlb.rtl.csrfile import CSRFile
-from loongtlb.rtl.insn import InstructionUnit
+from loongtlb.rtl.insn import InstructionUnit, Sweep
 from loongtlb.rtl.layouts import InsnOp, mask_groups
 from loongtlb.rtl.lookup import LookupPort
 from loongtlb.rtl.match import Match
-from loongtlb.rtl.operands import IndexDecode, InstructionMatch
+from loongtlb.rtl.operands import (EntryRead, EntrySource, IndexDecode, InstructionMatch,
+                                   SearchResult)
 from loongtlb.rtl.pagesize import PageSize
 from loongtlb.rtl.replacement import Replacement
 from loongtlb.rtl.storage import MTLB, STLB
 from loongtlb.rtl.unit import BLOCKS
-from loongtlb.sw_model.csr import CSR, CSR_NAMES
+from loongtlb.sw_model.csr import CSR, CSR_NAMES, csr_fields, elo_fields
 from loongtlb.sw_model.tlb import Entry, ReferenceTLB
 from loongtlb.testbench.backends import e_bits_in_index_order
 
@@ -390,3 +394,245 @@ def test_observed_e_bits_back_in_index_order(ways, sets, mtlb):
         index_order = rng.getrandbits(g.total_entries)
         observed = sum((index_order >> i & 1) << p for i, p in enumerate(positions))
         assert e_bits_in_index_order(g, observed) == index_order
+
+
+def _half(g, elo: int) -> dict:
+    """A TLBELO image as an entry half (the layout's field names, G aside)."""
+    return {name.lower(): f.get(elo) for name, f in elo_fields(g).items() if name != "G"}
+
+
+def _elo(g, half: dict, g_bit: int) -> int:
+    """An entry half and the entry's G as a TLBELO image."""
+    value = 0
+    for name, f in elo_fields(g).items():
+        value = f.put(value, g_bit if name == "G" else half[name.lower()])
+    return value
+
+
+def _random_csrs(g, model, rng) -> None:
+    """Random writes through the model's csrwr into every CSR TLBWR and TLBFILL read: the
+    refill context half of the time, PS listed (and STLBPS) more often than not, G set in
+    both, one or neither TLBELO word."""
+    fields = csr_fields(g)
+
+    def ps():
+        return rng.choice(g.page_shifts) if rng.random() < 0.85 else rng.randrange(64)
+
+    for name in ("TLBEHI", "TLBREHI", "TLBELO0", "TLBELO1", "TLBRELO0", "TLBRELO1", "TLBIDX",
+                 "ASID"):
+        value = rng.getrandbits(g.grlen)
+        if name in ("TLBIDX", "TLBREHI"):
+            value = fields[name]["PS"].put(value, ps())
+        if name.startswith(("TLBELO", "TLBRELO")):
+            value = fields[name]["G"].put(value, rng.random() < 0.6)
+        model.csrwr(name, value)
+    model.csrwr("TLBRERA", rng.getrandbits(1))
+    src = "TLBREHI" if model.in_refill else "TLBIDX"
+    if g.has_stlb and rng.random() < 0.5:
+        model.csrwr("STLBPS", fields[src]["PS"].get(model.csr[src]))
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny_ignore", "la32r", "mtlb6"])
+def test_entry_source_against_the_model_new_entry(name):
+    """The entry TLBWR and TLBFILL write from random CSRs, in and out of the refill context,
+    is the model's (D3, D4, D5): tag, PS, both halves, E for each instruction (both
+    ``tlbfill_ne`` readings), whether TLBFILL goes to the STLB (D9) and whether PS is
+    listed (D19)."""
+    g = GEOMS[name]
+    dut = EntrySource(g)
+    model, rng = ReferenceTLB(g), random.Random(6)
+    groups = mask_groups(g)
+
+    async def bench(ctx):
+        for _ in range(300):
+            _random_csrs(g, model, rng)
+            for csr in CSR_NAMES:
+                if csr != "PRCFG3":
+                    ctx.set(getattr(dut.csr, csr).as_value(), model.csr[csr])
+            for fill in (0, 1):
+                ctx.set(dut.fill, fill)
+                want, ps = model._new_entry(fill=bool(fill))
+                entry = dut.entry
+                got_tag = (ctx.get(entry.tag.asid), ctx.get(entry.tag.g), ctx.get(entry.tag.vppn))
+                assert got_tag == (want.asid, want.g, want.vppn)
+                assert ctx.get(entry.ps) == ps and ctx.get(dut.e) == want.e, fill
+                for half, lo in ((entry.lo0, want.lo0), (entry.lo1, want.lo1)):
+                    assert _elo(g, {k: ctx.get(getattr(half, k)) for k in _half(g, 0)}, 0) == lo
+                assert ctx.get(dut.ps_listed) == (ps in g.page_shifts)
+                if g.has_stlb:
+                    assert ctx.get(dut.to_stlb) == (ps == model.stlbps)
+                if ps in g.page_shifts:
+                    compare = ctx.get(dut.compare)
+                    assert [compare >> k & 1 for k in range(len(groups))] == \
+                        [int(ps - 12 <= lo) for lo, _hi in groups]
+
+    simulate(dut, bench)
+
+
+class _IndexRead(Elaboratable):
+    """TLBIDX.Index decoded, and TLBRD's readout from it."""
+
+    def __init__(self, g):
+        self.decode, self.read = IndexDecode(g), EntryRead(g)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules += [self.decode, self.read]
+        wiring.connect(m, self.decode.decoded, self.read.index)
+        return m
+
+
+def _random_entry(g, rng, ps: int) -> Entry:
+    elo = [_elo(g, _half(g, rng.getrandbits(g.grlen)), 0) for _ in range(2)]
+    return Entry(e=rng.random() < 0.7, asid=rng.getrandbits(g.asid_bits), g=rng.random() < 0.3,
+                 vppn=rng.getrandbits(g.vppn_bits), ps=ps, lo0=elo[0], lo1=elo[1])
+
+
+def _entry_value(g, e: Entry) -> dict:
+    return {"tag": {"asid": e.asid, "g": e.g, "vppn": e.vppn},
+            "lo0": _half(g, e.lo0), "lo1": _half(g, e.lo1)}
+
+
+@pytest.mark.parametrize("name", ["tiny", "odd", "la32r", "mtlb6"])
+def test_entry_read_against_the_model_tlbrd(name):
+    """Random entries in both banks, every Index (out of range too): whether the slot holds
+    an entry, and then TLBEHI.VPPN, TLBELO0/1 (G in both), TLBIDX.PS (STLBPS for an STLB
+    slot) and ASID.ASID, are what the model's tlbrd writes (D8, D18)."""
+    g = GEOMS[name]
+    dut, rng = _IndexRead(g), random.Random(7)
+    fields = csr_fields(g)
+
+    async def bench(ctx):
+        rd = dut.read
+        for _trial in range(4):
+            model = ReferenceTLB(g)
+            if g.has_stlb:
+                model.csrwr("STLBPS", rng.choice(g.page_shifts))
+                for w in range(g.stlb_ways):
+                    model.stlb[w] = [_random_entry(g, rng, 0) for _ in range(g.stlb_sets)]
+                ctx.set(rd.stlbps, model.stlbps)
+            model.mtlb = [_random_entry(g, rng, rng.choice(g.page_shifts))
+                          for _ in range(g.mtlb_entries)]
+            ctx.set(rd.mtlb_e, sum(e.e << i for i, e in enumerate(model.mtlb)))
+            model._changed()
+            for index in range(1 << g.index_bits):
+                ctx.set(dut.decode.index, index)
+                slot = g.slot_of_index(index)
+                if slot is not None and slot.bank == "stlb":     # the rows of the Index's set
+                    rows = [model.stlb[w][slot.set] for w in range(g.stlb_ways)]
+                    for w, e in enumerate(rows):
+                        ctx.set(rd.stlb_rows[w], _entry_value(g, e))
+                    ctx.set(rd.stlb_e, sum(e.e << w for w, e in enumerate(rows)))
+                elif slot is not None:                           # the MTLB entry's tag, data
+                    e = model.mtlb[slot.entry]
+                    value = _entry_value(g, e)
+                    ctx.set(rd.mtlb_tag, value.pop("tag"))
+                    ctx.set(rd.mtlb_data, {"ps": e.ps, **value})
+                model.csrwr("TLBIDX", index)
+                want = model.tlbrd()
+                present = not fields["TLBIDX"]["NE"].get(want["TLBIDX"])
+                res = rd.result
+                assert ctx.get(res.present) == present, index
+                if present:
+                    assert (ctx.get(res.vppn), ctx.get(res.ps), ctx.get(res.asid)) == \
+                        (fields["TLBEHI"]["VPPN"].get(model.csr["TLBEHI"]),
+                         fields["TLBIDX"]["PS"].get(want["TLBIDX"]), model.asid), index
+                    assert ctx.get(res.elo0.as_value()) == want["TLBELO0"], index
+                    assert ctx.get(res.elo1.as_value()) == want["TLBELO1"], index
+
+    simulate(dut, bench)
+
+
+@pytest.mark.parametrize("name", ["tiny", "odd", "mtlb6"])
+def test_search_result_against_the_model_tlbsrch(name):
+    """Random hit vectors (the STLB's from the tags alone, its set's E bits a cycle later;
+    the MTLB's with E), with a model TLB built to match them: the Index TLBSRCH writes (the
+    lowest hit, the STLB's before the MTLB's), whether it found one, and whether more than
+    one matched are the model's tlbsrch's (D6, D7)."""
+    g = GEOMS[name]
+    dut, rng = SearchResult(g), random.Random(8)
+    W, M = g.stlb_ways, g.mtlb_entries
+    fields = csr_fields(g)
+    far = 1 << (g.vppn_bits - 1)          # a VPPN bit above every page size's
+
+    async def bench(ctx):
+        for _ in range(300):
+            model = ReferenceTLB(g)
+            asid, vpn = rng.getrandbits(g.asid_bits), rng.getrandbits(g.vppn_bits)
+            model.csrwr("ASID", asid)
+            model.csrwr("TLBEHI", vpn << 13)
+            s_hits, s_e, m_hits = (rng.getrandbits(W) if rng.random() < 0.7 else 0,
+                                   rng.getrandbits(W), rng.getrandbits(M)
+                                   if rng.random() < 0.7 else 0)
+            if g.has_stlb:
+                set_ = g.stlb_set_of(vpn << 13, model.stlbps)
+                for w in range(W):
+                    model.stlb[w][set_] = Entry(e=bool(s_e >> w & 1), asid=asid,
+                                                g=rng.random() < 0.3,
+                                                vppn=vpn ^ (0 if s_hits >> w & 1 else far))
+                ctx.set(dut.stlb_hits, s_hits)
+                ctx.set(dut.set, set_)
+            for i in range(M):
+                # a miss: another VPPN, or this one with E = 0
+                hit, e = m_hits >> i & 1, (m_hits >> i & 1) or rng.random() < 0.5
+                model.mtlb[i] = Entry(e=bool(e), asid=asid, g=rng.random() < 0.3,
+                                      ps=rng.choice(g.page_shifts),
+                                      vppn=vpn ^ (0 if hit or not e else far))
+            model._changed()
+            ctx.set(dut.mtlb_hits, m_hits)
+            ctx.set(dut.capture, 1)
+            await ctx.tick()
+            ctx.set(dut.capture, 0)
+            ctx.set(dut.mtlb_hits, 0)          # captured: later inputs change nothing
+            if g.has_stlb:
+                ctx.set(dut.stlb_hits, 0)
+                ctx.set(dut.set, rng.randrange(g.stlb_sets))
+                ctx.set(dut.stlb_e, s_e)
+            tlbidx = model.tlbsrch()["TLBIDX"]
+            found = not fields["TLBIDX"]["NE"].get(tlbidx)
+            assert ctx.get(dut.result.found) == found
+            assert ctx.get(dut.multi) == model.multi_hit
+            if found:
+                assert ctx.get(dut.result.index) == fields["TLBIDX"]["Index"].get(tlbidx)
+
+    simulate(dut, bench)
+
+
+@pytest.mark.parametrize("name", ["tiny", "odd", "la464"])
+def test_sweep_visits_the_occupied_sets_in_order(name):
+    """INVTLB op 2-4's walk: in walks of random occupied sets (changing during the walk,
+    as the walk's clears change them), the sets read are those occupied when the walk began,
+    lowest first, the first in the walk's second cycle and then one a cycle; ``rows`` a
+    cycle after each; ``last`` from the cycle after the last (from the first with none)."""
+    g = GEOMS[name]
+    S = g.stlb_sets
+    dut, rng = Sweep(g), random.Random(9)
+
+    async def bench(ctx):
+        for _walk in range(40):
+            occupied = rng.getrandbits(S) if rng.random() < 0.8 else 0
+            if S > 8 and rng.random() < 0.7:
+                occupied &= rng.getrandbits(S) & rng.getrandbits(S)     # a few sets only
+            ctx.set(dut.occupied, occupied)
+            for _ in range(rng.randrange(1, 3)):
+                await ctx.tick()
+            want = [s for s in range(S) if occupied >> s & 1]
+            ctx.set(dut.active, 1)
+            issued, rows_at, last_at = [], [], None
+            for cycle in range(len(want) + 3):
+                if ctx.get(dut.issue):
+                    issued.append((cycle, ctx.get(dut.set)))
+                if ctx.get(dut.rows):
+                    rows_at.append(cycle)
+                if ctx.get(dut.last) and last_at is None:
+                    last_at = cycle
+                if last_at is not None:
+                    assert ctx.get(dut.last) and not ctx.get(dut.issue)
+                ctx.set(dut.occupied, rng.getrandbits(S))
+                await ctx.tick()
+            ctx.set(dut.active, 0)
+            assert issued == [(1 + k, s) for k, s in enumerate(want)], (occupied, issued)
+            assert rows_at == [c + 1 for c, _s in issued]
+            assert last_at == (len(want) + 1 if want else 0)
+
+    simulate(dut, bench)
