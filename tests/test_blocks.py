@@ -38,6 +38,17 @@ def simulate(design, bench):
     sim.run()
 
 
+def _tag(e: Entry) -> dict:
+    """A model entry's tag as the RTL's tag layout."""
+    return {"asid": e.asid, "g": e.g, "vppn": e.vppn}
+
+
+def _compare_mask(g, ps: int) -> int:
+    """The compare mask of page size ``ps``: a bit for each mask group, set where the group's
+    VPPN bits lie at VA bit PS + 1 or above."""
+    return sum(int(ps - 12 <= lo) << k for k, (lo, _hi) in enumerate(mask_groups(g)))
+
+
 def test_every_block_states_its_latency():
     for block in BLOCKS:
         assert block.LATENCY and block.__doc__, block
@@ -119,8 +130,7 @@ def test_mtlb_and_match_against_the_model_match(name):
             ctx.set(wr.en, 1)
             ctx.set(wr.addr, i)
             ctx.set(wr.e, 1)
-            ctx.set(wr.entry, {"tag": {"asid": entry.asid, "g": entry.g, "vppn": entry.vppn},
-                               "ps": ps})
+            ctx.set(wr.entry, {"tag": _tag(entry), "ps": ps})
             await ctx.tick()
         ctx.set(wr.en, 0)
         model._changed()
@@ -184,13 +194,13 @@ def test_instruction_match_clears_against_the_model(name):
             for i in range(M):
                 model.mtlb[i] = e = entry(vpn, rng.choice(g.page_shifts))
                 for name_, value in (("en", 1), ("addr", i), ("e", e.e), ("entry", {
-                        "tag": {"asid": e.asid, "g": e.g, "vppn": e.vppn}, "ps": e.ps})):
+                        "tag": _tag(e), "ps": e.ps})):
                     ctx.set(getattr(dut.mtlb.write, name_), value)
                 await ctx.tick()
             ctx.set(dut.mtlb.write.en, 0)
             for w in range(W):
                 model.stlb[w][set_] = e = entry(vpn, g.stlb_page_shift)
-                ctx.set(mt.stlb_tags[w], {"asid": e.asid, "g": e.g, "vppn": e.vppn})
+                ctx.set(mt.stlb_tags[w], _tag(e))
             ctx.set(mt.stlb_care, care)
             model._changed()
             slots = [model.stlb[w][set_] for w in range(W)] + model.mtlb    # the clears' order
@@ -239,7 +249,6 @@ def test_page_size_tables(name):
     g = GEOMS[name]
     dut = PageSize(g, set=True, odd=True, compare=True, offset=True)
     rng = random.Random(3)
-    groups = mask_groups(g)
 
     async def bench(ctx):
         for _ in range(200):
@@ -251,9 +260,7 @@ def test_page_size_tables(name):
                 assert ctx.get(dut.set) == g.stlb_set_of(va, ps)
             assert ctx.get(dut.odd) == (va >> ps) & 1
             assert ctx.get(dut.offset) == ((1 << ps) - 1) & ((1 << g.palen) - 1)
-            compare = ctx.get(dut.compare)
-            assert [compare >> k & 1 for k in range(len(groups))] == \
-                [int(ps - 12 <= lo) for lo, _hi in groups]
+            assert ctx.get(dut.compare) == _compare_mask(g, ps)
 
     simulate(dut, bench)
 
@@ -441,7 +448,6 @@ def test_entry_source_against_the_model_new_entry(name):
     g = GEOMS[name]
     dut = EntrySource(g)
     model, rng = ReferenceTLB(g), random.Random(6)
-    groups = mask_groups(g)
 
     async def bench(ctx):
         for _ in range(300):
@@ -462,9 +468,7 @@ def test_entry_source_against_the_model_new_entry(name):
                 if g.has_stlb:
                     assert ctx.get(dut.to_stlb) == (ps == model.stlbps)
                 if ps in g.page_shifts:
-                    compare = ctx.get(dut.compare)
-                    assert [compare >> k & 1 for k in range(len(groups))] == \
-                        [int(ps - 12 <= lo) for lo, _hi in groups]
+                    assert ctx.get(dut.compare) == _compare_mask(g, ps)
 
     simulate(dut, bench)
 
@@ -489,7 +493,7 @@ def _random_entry(g, rng, ps: int) -> Entry:
 
 
 def _entry_value(g, e: Entry) -> dict:
-    return {"tag": {"asid": e.asid, "g": e.g, "vppn": e.vppn},
+    return {"tag": _tag(e),
             "lo0": _half(g, e.lo0), "lo1": _half(g, e.lo1)}
 
 
